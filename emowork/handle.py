@@ -1,0 +1,213 @@
+"""``ModelHandle``: one object holding a loaded model behind TransformerLens, its tokenizer and its facts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .check import CheckReport
+
+# Chat templates that insert today's date (Llama 3.x) get this one, so prompts are the same every day.
+FIXED_DATE = "26 Jul 2024"
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Sizes and kind of a model, read from the loaded model (never hard-coded)."""
+
+    architecture: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_mlp: int
+    d_vocab: int
+    gated_mlp: bool
+    normalization: str
+    n_params: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The facts as a JSON-ready dict."""
+        return asdict(self)
+
+
+class ModelHandle:
+    """A loaded model: the TransformerBridge, the HF model it wraps, the tokenizer and the model's facts.
+
+    Attributes:
+        name: the name it was loaded by (``"embedded"``, a Hugging Face id, a folder, ``"tiny-llama"``...).
+        bridge: the TransformerLens ``TransformerBridge``; hooks use its vocabulary (``blocks.L.hook_resid_post``).
+        hf_model: the wrapped Hugging Face model (the bridge's components live inside it, so its own
+            ``forward``/``generate`` fire the same hook points).
+        tokenizer: the model's tokenizer, left-padding, untouched by the bridge.
+        facts: :class:`ModelFacts`.
+        fingerprint: 16 hex digits from the config and a weight hash; the key of every cache entry.
+        fingerprint_info: the dict the fingerprint was computed from.
+        device, dtype: where and in which precision the weights are.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        bridge: "TransformerBridge",
+        hf_model: "PreTrainedModel",
+        tokenizer: "PreTrainedTokenizerBase",
+        fingerprint: str,
+        fingerprint_info: dict[str, Any],
+        source: str,
+    ) -> None:
+        self.name = name
+        self.bridge = bridge
+        self.hf_model = hf_model
+        self.tokenizer = tokenizer
+        self.fingerprint = fingerprint
+        self.fingerprint_info = fingerprint_info
+        self.source = source
+        self.facts = _read_facts(bridge, hf_model)
+        first = next(hf_model.parameters())
+        self.device: torch.device = first.device
+        self.dtype: torch.dtype = first.dtype
+        self._adds_bos = _tokenizer_adds_bos(tokenizer)
+
+    # ----------------------------------------------------------------- description
+    def __repr__(self) -> str:
+        f = self.facts
+        return (
+            f"ModelHandle({self.name!r}: {f.architecture}, {f.n_layers} layers, d_model {f.d_model}, "
+            f"{f.n_heads} heads ({f.n_kv_heads} kv) x {f.d_head}, d_mlp {f.d_mlp}, {f.n_params / 1e6:.1f}M params, "
+            f"{self.device}, {str(self.dtype).replace('torch.', '')}, fingerprint {self.fingerprint})"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description: name, source, device, dtype, fingerprint and facts."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "fingerprint": self.fingerprint,
+            "facts": self.facts.as_dict(),
+        }
+
+    # ----------------------------------------------------------------- text
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the tokenizer carries a chat template (else a plain-text format is used)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def format_chat(self, user: str, system: str | None = None) -> str:
+        """Return the prompt text for one user turn (and optional system turn), generation prompt appended.
+
+        Uses the model's own chat template with a fixed date for templates that insert one. Templates that
+        refuse a system turn get it merged into the user turn. Without a template: a plain-text fallback
+        ``"{system}\\n\\nUser: {user}\\nAssistant:"`` (prefixed with the BOS token when the tokenizer uses one).
+        The text already contains every special token: encode it with :meth:`encode`, which adds none.
+        """
+        if self.has_chat_template:
+            messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+            try:
+                return self._apply_template(messages)
+            except Exception as exc:  # jinja2 TemplateError: e.g. "System role not supported"
+                if not system or "system" not in str(exc).lower():
+                    raise
+                return self._apply_template([{"role": "user", "content": f"{system}\n\n{user}"}])
+        text = (f"{system}\n\n" if system else "") + f"User: {user}\nAssistant:"
+        bos = self.tokenizer.bos_token if self._adds_bos else None
+        return f"{bos}{text}" if bos else text
+
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, date_string=FIXED_DATE
+        )
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize ``texts`` as one left-padded batch on the model's device, adding no special tokens.
+
+        Returns ``input_ids`` and ``attention_mask`` ``[batch, seq]`` and ``position_ids`` ``[batch, seq]``
+        counted from each text's first real token (so absolute-position models see the same positions
+        padded or not). Index ``-1`` is every text's last token.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts, not a single string")
+        batch = self.tokenizer(
+            list(texts), return_tensors="pt", padding=True, add_special_tokens=False, padding_side="left"
+        )
+        mask = batch["attention_mask"]
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return {
+            "input_ids": batch["input_ids"].to(self.device),
+            "attention_mask": mask.to(self.device),
+            "position_ids": position_ids.to(self.device),
+        }
+
+    def n_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text (as :meth:`encode` tokenizes it)."""
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    # ----------------------------------------------------------------- weights
+    def W_O(self, layer: int) -> torch.Tensor:
+        """Attention output weights of ``layer``: ``[n_heads, d_head, d_model]`` (z_h @ W_O[h] sums to attn_out)."""
+        return self.bridge.blocks[layer].attn.W_O
+
+    def b_O(self, layer: int) -> torch.Tensor | None:
+        """Attention output bias ``[d_model]`` of ``layer``, or None when the model has none."""
+        return self.bridge.blocks[layer].attn.b_O
+
+    def W_out(self, layer: int) -> torch.Tensor:
+        """MLP output weights of ``layer``: ``[d_mlp, d_model]`` (mlp_post @ W_out gives mlp_out)."""
+        return self.bridge.blocks[layer].mlp.W_out
+
+    def b_out(self, layer: int) -> torch.Tensor | None:
+        """MLP output bias ``[d_model]`` of ``layer``, or None when the model has none."""
+        return self.bridge.blocks[layer].mlp.b_out
+
+    def base_model(self) -> torch.nn.Module:
+        """The HF decoder stack (e.g. ``LlamaModel``): the module whose forward receives the KV cache."""
+        return self.hf_model.base_model
+
+    # ----------------------------------------------------------------- checks
+    def check(self, prompt: str | None = None) -> "CheckReport":
+        """Run the hook self-check (see :mod:`emowork.check`) and return its report (``.ok``, a table)."""
+        from .check import run_check
+
+        return run_check(self, prompt=prompt)
+
+
+def _read_facts(bridge: Any, hf_model: Any) -> ModelFacts:
+    """Read the model's sizes from the bridge config, cross-checked against the weights' shapes."""
+    cfg = bridge.cfg
+    w_o = bridge.blocks[0].attn.W_O
+    w_out = bridge.blocks[0].mlp.W_out
+    n_heads, d_head, d_model = (int(s) for s in w_o.shape)
+    d_mlp = int(w_out.shape[0])
+    n_kv = getattr(cfg, "n_key_value_heads", None) or n_heads
+    norm = str(getattr(cfg, "normalization_type", "") or "")
+    unique = {p.data_ptr(): p.numel() for p in hf_model.parameters()}
+    return ModelFacts(
+        architecture=str(getattr(cfg, "architecture", type(hf_model).__name__)),
+        n_layers=len(bridge.blocks),
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=int(n_kv),
+        d_head=d_head,
+        d_mlp=d_mlp,
+        d_vocab=int(cfg.d_vocab),
+        gated_mlp=bool(getattr(cfg, "gated_mlp", False)),
+        normalization=norm,
+        n_params=int(sum(unique.values())),
+    )
+
+
+def _tokenizer_adds_bos(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` puts its BOS token in front of plain text by default."""
+    if tokenizer.bos_token_id is None:
+        return False
+    ids = tokenizer("a")["input_ids"]
+    return len(ids) > 1 and ids[0] == tokenizer.bos_token_id

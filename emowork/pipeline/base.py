@@ -1,0 +1,55 @@
+"""What a pipeline stage is: a named step that turns a run context into key numbers, figures and sentences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+    from ..handle import ModelHandle
+    from .runner import RunSettings
+
+
+@dataclass
+class RunContext:
+    """What every stage can use: the model, the settings, the run folder and earlier stages' numbers."""
+
+    handle: "ModelHandle"
+    settings: "RunSettings"
+    out_dir: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Folder for a stage's data files (safetensors, JSON)."""
+        path = self.out_dir / "artifacts"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass
+class StageOutput:
+    """A finished stage: ``numbers`` go to ``run.json[stage.name]``; figures are written as HTML files."""
+
+    numbers: dict[str, Any]
+    figures: dict[str, "go.Figure"] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "columns", "rows"}
+
+
+class Stage:
+    """Base class. Subclasses set ``name``/``title``/``description`` and implement :meth:`run`."""
+
+    name: str = ""
+    title: str = ""
+    description: str = ""
+
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        """The settings that determine this stage's result (a finished stage is reused when they match)."""
+        return {"fast": ctx.settings.fast}
+
+    def run(self, ctx: RunContext) -> StageOutput:  # pragma: no cover - abstract
+        raise NotImplementedError

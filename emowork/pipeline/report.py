@@ -1,0 +1,71 @@
+"""``report.html``: one page that links every figure of a run with its key numbers, readable offline."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from ..storage import atomic_write_text
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4} .fail{color:#b00;font-weight:bold} .ok{color:#080;font-weight:bold}
+iframe{width:100%;height:520px;border:1px solid #ddd} .muted{color:#666;font-size:.9em}
+.summary{background:#f7f9fc;border-left:4px solid #4a78c2;padding:.5em 1em}
+"""
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = ""
+    for row in rows:
+        cells = []
+        for cell in row:
+            text = html.escape(str(cell))
+            cls = " class='fail'" if text == "FAIL" else (" class='ok'" if text == "pass" else "")
+            cells.append(f"<td{cls}>{text}</td>")
+        body += "<tr>" + "".join(cells) + "</tr>"
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
+    """Write ``<out_dir>/report.html`` from a run record and return its path."""
+    model = record["model"]
+    facts = model["facts"]
+    status = ("<span class='ok'>complete</span>" if record.get("complete")
+              else f"<span class='fail'>stopped</span>: {html.escape(record.get('error', 'interrupted').splitlines()[0])}")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>emowork run: "
+        f"{html.escape(model['name'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>emowork run: {html.escape(model['name'])}</h1>",
+        f"<p>Status: {status}. Created {html.escape(record['created'])}; total {record['timings'].get('total', 0):.0f} s.</p>",
+        _table(["model", "architecture", "layers", "d_model", "heads (kv) x d_head", "d_mlp", "params", "device", "dtype", "fingerprint"],
+               [[model["name"], facts["architecture"], facts["n_layers"], facts["d_model"],
+                 f"{facts['n_heads']} ({facts['n_kv_heads']}) x {facts['d_head']}", facts["d_mlp"],
+                 f"{facts['n_params'] / 1e6:.1f}M", model["device"], model["dtype"], model["fingerprint"]]]),
+        f"<p class='muted'>Dataset: {html.escape(record['dataset']['name'])} (sha256 {record['dataset']['sha256'][:16]}...). "
+        f"Settings: {html.escape(str(record['settings']))}. Versions: "
+        + html.escape(", ".join(f"{k} {v}" for k, v in record["versions"].items())) + ".</p>",
+    ]
+    for name in record["stages"]:
+        page = record.get("stage_pages", {}).get(name)
+        parts.append(f"<h2>{html.escape(name)}: {html.escape(page['title'] if page else '(not run)')}</h2>")
+        if page is None:
+            parts.append("<p class='muted'>This stage did not finish.</p>")
+            continue
+        parts.append(f"<p>{html.escape(page['description'])}</p>")
+        if page["summary"]:
+            parts.append("<div class='summary'>" + "".join(f"<p>{html.escape(s)}</p>" for s in page["summary"]) + "</div>")
+        for table in page["tables"]:
+            parts.append(f"<h3>{html.escape(table['title'])}</h3>" + _table(table["columns"], table["rows"]))
+        for stem, relative in page["figures"].items():
+            parts.append(f"<p><a href='{html.escape(relative)}'>{html.escape(stem)} (open full size)</a></p>"
+                         f"<iframe src='{html.escape(relative)}' loading='lazy'></iframe>")
+        parts.append(f"<p class='muted'>{page['seconds']:.1f} s</p>")
+    parts.append("</body></html>")
+    path = out_dir / "report.html"
+    atomic_write_text(path, "\n".join(parts))
+    return path

@@ -1,0 +1,164 @@
+"""Run the pipeline: load the model, run each stage (reusing finished ones), write run.json and report.html."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..errors import EmoworkError
+from ..plots import save_figure
+from ..storage import atomic_write_json
+from .base import RunContext, Stage
+from .report import write_report
+from .stages import STAGES
+
+
+@dataclass
+class RunSettings:
+    """Settings of one ``emowork run``."""
+
+    model: str = "embedded"
+    fast: bool = False
+    out: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    force: bool = False
+    stages: tuple[str, ...] | None = None
+
+    def out_dir(self) -> Path:
+        """The run folder: ``--out`` or ``runs/<model>[-fast]``."""
+        if self.out:
+            return Path(self.out)
+        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model.split("/")[-1])
+        return Path("runs") / (slug + ("-fast" if self.fast else ""))
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the platform and the packages a result depends on."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in ("emowork", "torch", "transformers", "transformer-lens", "numpy", "safetensors", "gguf", "plotly"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["cuda_device"] = torch.cuda.get_device_name(0)
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+def _stage_key(stage: Stage, ctx: RunContext) -> str:
+    blob = json.dumps({"stage": stage.name, "fingerprint": ctx.handle.fingerprint, "settings": stage.settings(ctx)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def select_stages(names: tuple[str, ...] | None) -> list[Stage]:
+    """The stages to run, in pipeline order; raises ValueError naming the valid stages for an unknown one."""
+    if not names:
+        return list(STAGES)
+    known = {s.name: s for s in STAGES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"Unknown stage(s) {unknown}; stages are: {', '.join(known)}.")
+    return [s for s in STAGES if s.name in names]
+
+
+def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
+    """Run the selected stages and return the run record (also written to ``<out>/run.json``).
+
+    A stage whose result file exists with the same model fingerprint and settings is reused, unless
+    ``settings.force``; so a run interrupted at stage k resumes at stage k. When a stage fails, the record
+    (with the error) and the report are still written, then the error is raised.
+    """
+    from ..loading import load_model
+
+    stages = select_stages(settings.stages)
+    out = settings.out_dir()
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    timings: dict[str, float] = {}
+    if handle is None:
+        print(f"[emowork] loading model {settings.model!r}...", flush=True)
+        t = time.perf_counter()
+        handle = load_model(settings.model, device=settings.device, dtype=settings.dtype)
+        timings["load_model"] = round(time.perf_counter() - t, 3)
+    print(f"[emowork] {handle}", flush=True)
+    ctx = RunContext(handle=handle, settings=settings, out_dir=out)
+    record: dict[str, Any] = {
+        "emowork_run_version": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "complete": False,
+        "model": {**handle.describe(), "fingerprint_info": {k: v for k, v in handle.fingerprint_info.items() if k != "config"}},
+        "dataset": dataset_record(),
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
+        "versions": versions(),
+        "timings": timings,
+        "stages": [s.name for s in stages],
+        "stage_pages": {},
+    }
+    try:
+        for number, stage in enumerate(stages, 1):
+            print(f"[emowork] stage {number}/{len(stages)}: {stage.name} - {stage.title}", flush=True)
+            record[stage.name] = _run_stage(stage, ctx, record)
+            ctx.results[stage.name] = record[stage.name]
+            timings[stage.name] = record["stage_pages"][stage.name]["seconds"]
+            atomic_write_json(out / "run.json", record)
+        record["complete"] = True
+    except EmoworkError as exc:
+        record["error"] = str(exc)
+        raise
+    finally:
+        timings["total"] = round(time.time() - started, 3)
+        atomic_write_json(out / "run.json", record)
+        write_report(out, record)
+    print(f"[emowork] done in {timings['total']:.0f} s: {out / 'report.html'}", flush=True)
+    return record
+
+
+def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[str, Any]:
+    out = ctx.out_dir
+    key = _stage_key(stage, ctx)
+    path = out / "stages" / f"{stage.name}.json"
+    if path.exists() and not ctx.settings.force:
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("key") == key and all((out / f).exists() for f in saved["page"]["figures"].values()):
+                print(f"[emowork]   reusing the finished '{stage.name}' stage ({path})", flush=True)
+                record["stage_pages"][stage.name] = saved["page"]
+                return saved["numbers"]
+        except (OSError, json.JSONDecodeError, KeyError):
+            pass
+    t = time.perf_counter()
+    result = stage.run(ctx)
+    seconds = round(time.perf_counter() - t, 3)
+    figures = {}
+    for stem, fig in result.figures.items():
+        relative = f"figures/{stem}.html"
+        save_figure(fig, out / relative)
+        figures[stem] = relative
+    page = {"title": stage.title, "description": stage.description, "summary": result.summary,
+            "tables": result.tables, "figures": figures, "seconds": seconds}
+    atomic_write_json(path, {"key": key, "numbers": result.numbers, "page": page})
+    record["stage_pages"][stage.name] = page
+    return result.numbers
+
+
+def dataset_record() -> dict[str, Any]:
+    """Name and SHA-256 of the prompts the stages use."""
+    from ..demo_prompts import DEMO_MESSAGES, NEUTRAL_SYSTEM
+
+    blob = json.dumps({"messages": DEMO_MESSAGES, "system": NEUTRAL_SYSTEM}, sort_keys=True).encode()
+    return {"name": "demo_prompts", "sha256": hashlib.sha256(blob).hexdigest(), "n_items": len(DEMO_MESSAGES)}

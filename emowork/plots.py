@@ -1,0 +1,68 @@
+"""Plotly figures, shared by notebooks and the run report. Each function returns a ``go.Figure``."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import plotly.graph_objects as go
+
+from .check import CheckReport
+
+SITE_COLORS = {
+    "resid_pre": "#7f7f7f",
+    "resid_mid": "#1f77b4",
+    "resid_post": "#d62728",
+    "attn_out": "#2ca02c",
+    "mlp_out": "#9467bd",
+}
+
+
+def check_errors(report: CheckReport) -> go.Figure:
+    """Bar chart: the largest relative error of each hook self-check against its tolerance (log scale).
+
+    Shape checks with zero error are drawn at a floor of 1e-12 so that they stay visible.
+    """
+    names = [r.name for r in report.results]
+    errors = [max(r.max_rel_error, 1e-12) if r.max_rel_error == r.max_rel_error else 1.0 for r in report.results]
+    colors = ["#2ca02c" if r.ok else "#d62728" for r in report.results]
+    fig = go.Figure()
+    fig.add_bar(x=names, y=errors, marker_color=colors, name="largest relative error",
+                hovertext=[f"{r.detail}<br>abs err {r.max_abs_error:.2e}" for r in report.results])
+    fig.add_scatter(x=names, y=[r.tolerance for r in report.results], mode="markers", name="tolerance (or minimum effect)",
+                    marker={"symbol": "line-ew-open", "size": 28, "color": "black", "line": {"width": 2}})
+    fig.update_layout(
+        title=f"Hook self-check, {report.model} ({report.dtype}): {'all pass' if report.ok else 'FAILED'}",
+        yaxis={"type": "log", "title": "relative error (max |a-b| / max |b|)"},
+        xaxis={"tickangle": -25}, height=480, margin={"b": 160},
+    )
+    return fig
+
+
+def residual_profile(rms: dict[str, Sequence[float]], model: str) -> go.Figure:
+    """Lines: RMS of the last-token activation per layer, one line per site (``{site: [n_layers]}``)."""
+    fig = go.Figure()
+    for site, values in rms.items():
+        fig.add_scatter(x=list(range(len(values))), y=list(values), mode="lines+markers", name=site,
+                        line={"color": SITE_COLORS.get(site)})
+    fig.update_layout(
+        title=f"Size of the residual stream and of each sublayer's write, last prompt token ({model})",
+        xaxis_title="layer", yaxis_title="RMS over d_model (mean over prompts)", yaxis_type="log", height=450,
+    )
+    return fig
+
+
+def save_figure(fig: go.Figure, path: Any) -> None:
+    """Write ``fig`` as a standalone interactive HTML file that loads plotly.min.js from the same folder.
+
+    No network is needed to view it: plotly.js is written once beside the figures.
+    """
+    fig.write_html(str(path), include_plotlyjs="directory", full_html=True)
+
+
+def token_heatmap(tokens: Sequence[str], values: Any, layers: Sequence[int], title: str, colorbar: str = "RMS") -> go.Figure:
+    """Heatmap of one value per (layer, token): ``values`` is ``[n_layers, seq]``; tokens label the x axis."""
+    labels = [f"{i}:{t!r}"[:18] for i, t in enumerate(tokens)]
+    fig = go.Figure(go.Heatmap(z=[list(map(float, row)) for row in values], x=labels, y=[str(l) for l in layers],
+                               colorscale="Viridis", colorbar={"title": colorbar}))
+    fig.update_layout(title=title, xaxis={"title": "token", "tickangle": -60}, yaxis={"title": "layer"}, height=520)
+    return fig

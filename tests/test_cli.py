@@ -1,0 +1,76 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from emowork.cli import main
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_run_writes_record_report_and_figures(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
+    record = read(out / "run.json")
+    assert record["complete"] is True
+    assert record["check"]["ok"] is True
+    assert record["model"]["fingerprint"] and record["dataset"]["sha256"]
+    assert {"torch", "transformers", "transformer-lens"} <= set(record["versions"])
+    assert record["profile"]["n_prompts"] > 0 and len(record["profile"]["rms_by_layer"]["resid_post"]) == 4
+    assert {"load_model", "check", "profile", "total"} <= set(record["timings"])
+    report = (out / "report.html").read_text()
+    assert "Hook self-check" in report and "figures/check_errors.html" in report
+    for figure in ("check_errors", "residual_profile"):
+        assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
+    assert (out / "figures" / "plotly.min.js").exists(), "figures must open offline"
+    # A second run reuses every finished stage.
+    capsys.readouterr()
+    assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("reusing the finished") == 2
+
+
+def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    from emowork.check import CheckReport, CheckResult
+    from emowork.handle import ModelHandle
+
+    def failing(self, prompt=None):
+        return CheckReport(self.name, "X", "float32", "cpu", 3, [CheckResult("steering: KV cache = no cache", False, 1.0, 1.0, 1e-4)])
+
+    monkeypatch.setattr(ModelHandle, "check", failing)
+    out = tmp_path / "run"
+    assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "hook self-check failed" in err and "stopped" in err
+    record = read(out / "run.json")
+    assert record["complete"] is False and "error" in record
+    assert "stopped" in (out / "report.html").read_text()
+
+
+def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["run", "--model", "nobody/nothing-here", "--out", str(tmp_path / "x")]) == 2
+    assert "cannot be downloaded" in capsys.readouterr().err
+    assert main(["run", "--model", "tiny-llama", "--stages", "check,nope", "--out", str(tmp_path / "y")]) == 2
+    assert "Unknown stage" in capsys.readouterr().err
+    assert main(["check", "--model", "tiny-llama", "--device", "tpu"]) == 2
+
+
+def test_check_and_cache_commands(capsys, fresh_cache):
+    assert main(["check", "--model", "tiny-gpt2"]) == 0
+    assert "ALL PASS" in capsys.readouterr().out
+    assert main(["cache", "info"]) == 0
+    assert "activation captures" in capsys.readouterr().out
+    assert main(["cache", "info", "--json"]) == 0
+    assert "captures" in json.loads(capsys.readouterr().out)
+    assert main(["cache", "clear", "--what", "activations"]) == 0
+
+
+@pytest.mark.embedded
+def test_main_job_fast_on_the_embedded_model(tmp_path):
+    out = tmp_path / "embedded"
+    assert main(["run", "--fast", "--out", str(out)]) == 0
+    record = read(out / "run.json")
+    assert record["complete"] and record["check"]["ok"]
+    assert record["model"]["name"] == "embedded" and record["model"]["facts"]["architecture"] == "LlamaForCausalLM"
+    assert len(record["profile"]["rms_by_layer"]["resid_post"]) == record["model"]["facts"]["n_layers"]
