@@ -15,16 +15,14 @@ import time
 import torch
 
 import emowork
-from emowork.demo_prompts import DEMO_MESSAGES
-
-SYSTEMS = [f"Always reply in {e}.\nKeep the reply to at most two sentences." for e in
-           ("anger", "sadness", "happiness", "fear", "surprise", "disgust")]
+from emowork.data import load_sev
+from emowork.prompts import build_prompts as emotion_prompts
 
 
 def build_prompts(handle: emowork.ModelHandle, n: int) -> list[str]:
-    """``n`` emotion-elicited prompts (messages x emotions, cycled)."""
-    pairs = [(m, s) for m in DEMO_MESSAGES for s in SYSTEMS]
-    return [handle.format_chat(m, s) for m, s in (pairs * (n // len(pairs) + 1))[:n]]
+    """The first ``n`` emotion-elicited prompts of the analysis split (groups x six emotions)."""
+    groups = load_sev("analysis").select(n=n // 6 + 1).groups
+    return emotion_prompts(handle, groups[: n // 6 + 1]).texts[:n]
 
 
 def timed(fn) -> float:

@@ -66,3 +66,21 @@ def token_heatmap(tokens: Sequence[str], values: Any, layers: Sequence[int], tit
                                colorscale="Viridis", colorbar={"title": colorbar}))
     fig.update_layout(title=title, xaxis={"title": "token", "tickangle": -60}, yaxis={"title": "layer"}, height=520)
     return fig
+
+
+def dataset_counts(table: Sequence[dict[str, Any]], title: str) -> go.Figure:
+    """Bar chart: skeletons per theme (each gives three groups: positive, neutral, negative)."""
+    themes = [row["theme"] for row in table]
+    fig = go.Figure(go.Bar(x=themes, y=[row["skeletons"] for row in table], text=[row["skeletons"] for row in table],
+                           marker_color="#4a78c2"))
+    fig.update_layout(title=title, xaxis_title="theme", yaxis_title="skeletons (x3 valences = groups)", height=400)
+    return fig
+
+
+def length_histograms(lengths: dict[str, Sequence[int]], unit: str, title: str) -> go.Figure:
+    """Overlaid histograms of text lengths, one trace per field (e.g. scenario, event.positive, ...)."""
+    fig = go.Figure()
+    for name, values in lengths.items():
+        fig.add_histogram(x=list(values), name=name, opacity=0.6, nbinsx=30)
+    fig.update_layout(barmode="overlay", title=title, xaxis_title=f"length ({unit})", yaxis_title="count", height=420)
+    return fig

@@ -19,16 +19,19 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert record["model"]["fingerprint"] and record["dataset"]["sha256"]
     assert {"torch", "transformers", "transformer-lens"} <= set(record["versions"])
     assert record["profile"]["n_prompts"] > 0 and len(record["profile"]["rms_by_layer"]["resid_post"]) == 4
-    assert {"load_model", "check", "profile", "total"} <= set(record["timings"])
+    assert {"load_model", "check", "data", "profile", "total"} <= set(record["timings"])
+    assert record["data"]["problems"] == 0 and record["data"]["analysis"]["n_skeletons"] >= 96
+    assert record["data"]["used_by_run"]["n_groups"] == record["profile"]["n_prompts"] == 24
+    assert record["dataset"]["splits"]["analysis"]["sha256"] == record["data"]["analysis"]["sha256"]
     report = (out / "report.html").read_text()
     assert "Hook self-check" in report and "figures/check_errors.html" in report
-    for figure in ("check_errors", "residual_profile"):
+    for figure in ("check_errors", "dataset_counts", "dataset_lengths", "residual_profile"):
         assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
     assert (out / "figures" / "plotly.min.js").exists(), "figures must open offline"
     # A second run reuses every finished stage.
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("reusing the finished") == 2
+    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 3
 
 
 def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):

@@ -4,5 +4,7 @@ Every panel keeps its logic in plain methods/functions (tested headless); displa
 """
 
 from .activation_explorer import ActivationExplorer
+from .dataset_browser import DatasetBrowser
+from .draft_review import DraftReviewer
 
-__all__ = ["ActivationExplorer"]
+__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer"]

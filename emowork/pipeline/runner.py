@@ -31,6 +31,7 @@ class RunSettings:
     dtype: str = "auto"
     force: bool = False
     stages: tuple[str, ...] | None = None
+    fast_per_theme: int = 1  # with --fast: skeletons per theme of the analysis split
 
     def out_dir(self) -> Path:
         """The run folder: ``--out`` or ``runs/<model>[-fast]``."""
@@ -157,8 +158,11 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
 
 
 def dataset_record() -> dict[str, Any]:
-    """Name and SHA-256 of the prompts the stages use."""
-    from ..demo_prompts import DEMO_MESSAGES, NEUTRAL_SYSTEM
+    """Name and SHA-256 of the SEV splits (the hash covers both splits' content)."""
+    from ..data import load_sev
+    from ..data.sev import SPLITS
 
-    blob = json.dumps({"messages": DEMO_MESSAGES, "system": NEUTRAL_SYSTEM}, sort_keys=True).encode()
-    return {"name": "demo_prompts", "sha256": hashlib.sha256(blob).hexdigest(), "n_items": len(DEMO_MESSAGES)}
+    splits = {s: load_sev(s) for s in SPLITS}
+    blob = json.dumps({s: d.sha256 for s, d in splits.items()}, sort_keys=True).encode()
+    return {"name": "sev", "sha256": hashlib.sha256(blob).hexdigest(),
+            "splits": {s: {"sha256": d.sha256, "n_skeletons": len(d), "path": d.path} for s, d in splits.items()}}

@@ -9,8 +9,10 @@ import torch
 
 from .. import plots
 from ..activations import capture
-from ..demo_prompts import DEMO_MESSAGES, NEUTRAL_SYSTEM
+from ..data import load_sev, stats, validate_files
+from ..data.sev import SPLITS, split_path
 from ..errors import CheckFailedError
+from ..prompts import build_prompts
 from .base import RunContext, Stage, StageOutput
 
 
@@ -58,6 +60,61 @@ class CheckStage(Stage):
         return output
 
 
+def analysis_split(ctx: RunContext):
+    """The analysis split the run uses: all of it, or a theme-balanced subset with --fast."""
+    dataset = load_sev("analysis")
+    return dataset.select(per_theme=ctx.settings.fast_per_theme) if ctx.settings.fast else dataset
+
+
+class DataStage(Stage):
+    """Validate both SEV splits (including leakage between them) and describe them."""
+
+    name = "data"
+    title = "SEV dataset"
+    description = (
+        "The controlled dataset: neutral first-person scenarios, each with a positive, a neutral and a negative "
+        "outcome that differ only in the outcome. Every (skeleton, valence) group is later prompted once per "
+        "emotion, so activations differ only by the emotion instruction. Both splits are validated together "
+        "(fields, duplicate ids and texts, train/test leakage, emotion words)."
+    )
+
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        return {"fast": ctx.settings.fast, "splits": {s: load_sev(s).sha256 for s in SPLITS}}
+
+    def run(self, ctx: RunContext) -> StageOutput:
+        report, _ = validate_files({s: split_path(s) for s in SPLITS})
+        report.raise_if_errors()
+        numbers: dict[str, Any] = {"problems": len(report.problems), "emotion_word_hits": len(report.emotion_word_hits)}
+        figures = {}
+        tables = []
+        for split in SPLITS:
+            ds = load_sev(split)
+            st = stats(ds, ctx.handle)
+            numbers[split] = {"n_skeletons": st.n_skeletons, "n_groups": st.n_groups, "sha256": st.sha256,
+                              "mean_prompt_tokens": st.as_dict()["mean_tokens"]["prompt"],
+                              "max_prompt_tokens": st.as_dict()["max_tokens"]["prompt"]}
+            tables.append({"title": f"{split} split", "columns": list(st.table()[0]),
+                           "rows": [list(row.values()) for row in st.table()]})
+            if split == "analysis":
+                figures["dataset_counts"] = plots.dataset_counts(st.table(), f"SEV {split} split: skeletons per theme")
+                assert st.lengths_tokens is not None
+                figures["dataset_lengths"] = plots.length_histograms(
+                    {k: st.lengths_tokens[k] for k in ("scenario", "event.positive", "event.neutral", "event.negative")},
+                    f"tokens ({ctx.handle.name})", f"SEV {split} split: text lengths")
+        used = analysis_split(ctx)
+        numbers["used_by_run"] = {"name": used.name, "n_skeletons": len(used), "n_groups": len(used.groups)}
+        summary = [
+            f"The analysis split has {numbers['analysis']['n_skeletons']} skeletons ({numbers['analysis']['n_groups']} groups) "
+            f"and the test split {numbers['test']['n_skeletons']} ({numbers['test']['n_groups']} groups), over 8 themes; "
+            f"validation found {len(report.problems)} problems, including {len(report.emotion_word_hits)} emotion words "
+            f"and no text shared between the splits." if report.ok else report.summary(),
+            f"A neutral prompt is {numbers['analysis']['mean_prompt_tokens']:.0f} tokens on average "
+            f"(at most {numbers['analysis']['max_prompt_tokens']}) with this model's chat template. This run uses "
+            f"{len(used)} skeletons ({len(used.groups)} groups) of the analysis split.",
+        ]
+        return StageOutput(numbers=numbers, figures=figures, summary=summary, tables=tables)
+
+
 class ProfileStage(Stage):
     """Residual-stream profile: how large the residual and each sublayer's write are, layer by layer."""
 
@@ -70,10 +127,12 @@ class ProfileStage(Stage):
         "every later intervention is measured in."
     )
 
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        return {"fast": ctx.settings.fast, "data": analysis_split(ctx).sha256}
+
     def run(self, ctx: RunContext) -> StageOutput:
         handle = ctx.handle
-        messages = DEMO_MESSAGES[:4] if ctx.settings.fast else DEMO_MESSAGES
-        prompts = [handle.format_chat(m, NEUTRAL_SYSTEM) for m in messages]
+        prompts = build_prompts(handle, analysis_split(ctx).groups, emotions=None).texts
         sites = ["resid_mid", "resid_post", "attn_out", "mlp_out"]
         start = time.perf_counter()
         acts = capture(handle, prompts, sites, cache=False, desc="profile")
@@ -99,4 +158,4 @@ class ProfileStage(Stage):
         return StageOutput(numbers=numbers, figures={"residual_profile": plots.residual_profile(rms, handle.name)}, summary=summary)
 
 
-STAGES: list[Stage] = [CheckStage(), ProfileStage()]
+STAGES: list[Stage] = [CheckStage(), DataStage(), ProfileStage()]
