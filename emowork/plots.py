@@ -84,3 +84,50 @@ def length_histograms(lengths: dict[str, Sequence[int]], unit: str, title: str) 
         fig.add_histogram(x=list(values), name=name, opacity=0.6, nbinsx=30)
     fig.update_layout(barmode="overlay", title=title, xaxis_title=f"length ({unit})", yaxis_title="count", height=420)
     return fig
+
+
+def accuracy_heatmap(cells: dict[str, dict[str, dict[str, float]]], title: str) -> go.Figure:
+    """Heatmap of accuracy per emotion (rows) x valence (columns), cells labelled "acc [low, high]".
+
+    ``cells[emotion][valence] = {"accuracy", "low", "high", "n"}``.
+    """
+    emotions = list(cells)
+    valences = list(next(iter(cells.values())))
+    z = [[cells[e][v]["accuracy"] for v in valences] for e in emotions]
+    text = [[f"{cells[e][v]['accuracy']:.2f}<br>[{cells[e][v]['low']:.2f}, {cells[e][v]['high']:.2f}]<br>n={cells[e][v]['n']}"
+             for v in valences] for e in emotions]
+    fig = go.Figure(go.Heatmap(z=z, x=valences, y=emotions, text=text, texttemplate="%{text}", zmin=0, zmax=1,
+                               colorscale="Blues", colorbar={"title": "accuracy"}))
+    fig.update_layout(title=title, xaxis_title="valence of the event", yaxis_title="instructed emotion", height=480,
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def accuracy_bars(by_name: dict[str, dict[str, float]], title: str, reference: float | None = None,
+                  reference_label: str = "chance") -> go.Figure:
+    """Bars of accuracy with 95% interval whiskers (``{name: {accuracy, low, high}}``), optional reference line."""
+    names = list(by_name)
+    acc = [by_name[n]["accuracy"] for n in names]
+    fig = go.Figure(go.Bar(x=names, y=acc, error_y={"type": "data", "symmetric": False,
+                                                     "array": [by_name[n]["high"] - by_name[n]["accuracy"] for n in names],
+                                                     "arrayminus": [by_name[n]["accuracy"] - by_name[n]["low"] for n in names]},
+                           marker_color="#4a78c2", text=[f"{a:.2f}" for a in acc], textposition="outside"))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dash", annotation_text=reference_label)
+    fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "accuracy (95% bootstrap interval)"}, height=420)
+    return fig
+
+
+def confusion_heatmap(matrix: Any, rows: Sequence[str], columns: Sequence[str], title: str, row_title: str = "true",
+                      column_title: str = "predicted", normalise: bool = True) -> go.Figure:
+    """Heatmap of a confusion matrix (row-normalised shares with counts in the cells when ``normalise``)."""
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=float)
+    shares = counts / np.clip(counts.sum(1, keepdims=True), 1, None) if normalise else counts
+    text = [[f"{shares[i, j]:.2f}<br>({int(counts[i, j])})" if normalise else f"{int(counts[i, j])}" for j in range(counts.shape[1])]
+            for i in range(counts.shape[0])]
+    fig = go.Figure(go.Heatmap(z=shares.tolist(), x=list(columns), y=list(rows), text=text, texttemplate="%{text}",
+                               colorscale="Blues", zmin=0, zmax=1 if normalise else None))
+    fig.update_layout(title=title, xaxis_title=column_title, yaxis_title=row_title, height=480, yaxis={"autorange": "reversed"})
+    return fig

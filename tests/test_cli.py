@@ -19,19 +19,26 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert record["model"]["fingerprint"] and record["dataset"]["sha256"]
     assert {"torch", "transformers", "transformer-lens"} <= set(record["versions"])
     assert record["profile"]["n_prompts"] > 0 and len(record["profile"]["rms_by_layer"]["resid_post"]) == 4
-    assert {"load_model", "check", "data", "profile", "total"} <= set(record["timings"])
+    assert {"load_model", "check", "data", "profile", "judge", "elicitation", "total"} <= set(record["timings"])
+    elicitation = record["elicitation"]
+    assert elicitation["n_prompts"] == 6 * 24 and 0 <= elicitation["accuracy"] <= 1
+    assert set(elicitation["accuracy_by_emotion"]) == {"anger", "sadness", "happiness", "fear", "surprise", "disgust"}
+    assert isinstance(elicitation["complete_groups"], list)
+    assert {"name", "version", "threshold", "macro_f1"} <= set(record["judge"])
+    assert (out / "artifacts" / "elicitation.jsonl").exists()
     assert record["data"]["problems"] == 0 and record["data"]["analysis"]["n_skeletons"] >= 96
     assert record["data"]["used_by_run"]["n_groups"] == record["profile"]["n_prompts"] == 24
     assert record["dataset"]["splits"]["analysis"]["sha256"] == record["data"]["analysis"]["sha256"]
     report = (out / "report.html").read_text()
     assert "Hook self-check" in report and "figures/check_errors.html" in report
-    for figure in ("check_errors", "dataset_counts", "dataset_lengths", "residual_profile"):
+    for figure in ("check_errors", "dataset_counts", "dataset_lengths", "residual_profile", "judge_confusion",
+                   "elicitation_heatmap", "elicitation_by_emotion", "elicitation_confusion"):
         assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
     assert (out / "figures" / "plotly.min.js").exists(), "figures must open offline"
     # A second run reuses every finished stage.
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 3
+    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 5
 
 
 def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):
@@ -75,5 +82,6 @@ def test_main_job_fast_on_the_embedded_model(tmp_path):
     assert main(["run", "--fast", "--out", str(out)]) == 0
     record = read(out / "run.json")
     assert record["complete"] and record["check"]["ok"]
+    assert 0 <= record["elicitation"]["accuracy"] <= 1 and record["elicitation"]["n_prompts"] == 144
     assert record["model"]["name"] == "embedded" and record["model"]["facts"]["architecture"] == "LlamaForCausalLM"
     assert len(record["profile"]["rms_by_layer"]["resid_post"]) == record["model"]["facts"]["n_layers"]

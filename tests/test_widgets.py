@@ -78,3 +78,18 @@ def test_dataset_browser_shows_the_exact_prompt(tiny_llama):
     assert "Always reply in disgust." in browser.prompt.value
     import html
     assert html.escape(skeleton.event("negative")) in browser.prompt.value
+
+
+def test_reply_browser_filters():
+    from widgets.reply_browser import ReplyBrowser, filter_rows
+
+    rows = [{"group_id": f"g{i}", "emotion": e, "valence": v, "predicted": e, "accepted": a, "reply": f"<b>{i}</b>"}
+            for i, (e, v, a) in enumerate([("anger", "positive", True), ("anger", "negative", False), ("fear", "negative", True)])]
+    assert [r["group_id"] for r in filter_rows(rows, emotion="anger")] == ["g0", "g1"]
+    assert [r["group_id"] for r in filter_rows(rows, valence="negative", verdict="accepted")] == ["g2"]
+    browser = ReplyBrowser(rows)
+    browser.emotion.value = "anger"
+    browser.verdict.value = "rejected"
+    assert [r["group_id"] for r in browser.selected()] == ["g1"]
+    assert "<b>1</b>" not in browser.table.value and "&lt;b&gt;1&lt;/b&gt;" in browser.table.value
+    assert "<b>1</b> replies" in browser.count.value

@@ -6,5 +6,6 @@ Every panel keeps its logic in plain methods/functions (tested headless); displa
 from .activation_explorer import ActivationExplorer
 from .dataset_browser import DatasetBrowser
 from .draft_review import DraftReviewer
+from .reply_browser import ReplyBrowser
 
-__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer"]
+__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer", "ReplyBrowser"]

@@ -32,6 +32,8 @@ class RunSettings:
     force: bool = False
     stages: tuple[str, ...] | None = None
     fast_per_theme: int = 1  # with --fast: skeletons per theme of the analysis split
+    fast_max_new_tokens: int = 48  # with --fast: the decoding limit (100 otherwise, as in METHOD.md)
+    judge: str = "default"
 
     def out_dir(self) -> Path:
         """The run folder: ``--out`` or ``runs/<model>[-fast]``."""
