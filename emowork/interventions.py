@@ -85,12 +85,15 @@ def add_to_residual(
     prompt_length: int,
     mode: PositionMode = "last_prompt",
     site: str = "resid_post",
+    relative: bool = False,
 ) -> Iterator[PositionTracker]:
     """Add ``vectors[layer]`` (``[d_model]``, or ``[batch, d_model]`` per row) at ``site`` of each layer.
 
     ``prompt_length`` is the padded prompt length ``T`` of the batch (``input_ids.shape[1]`` at prefill).
-    Works for a single full forward, a cached prefill + decode loop, and ``hf_model.generate``. Yields the
-    position tracker. Sites: ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` (added into the residual).
+    With ``relative`` the vector is multiplied by the RMS of the activation it is added to (per row and position),
+    so ``alpha * v`` with unit ``v`` adds ``alpha * rms(h) * v`` (METHOD.md's steering). Works for a single full
+    forward, a cached prefill + decode loop, and ``hf_model.generate``. Yields the position tracker. Sites:
+    ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` (added into the residual).
     """
     if site not in WRITABLE_SITES:
         raise ValueError(f"Cannot add to site {site!r}: use one of {', '.join(WRITABLE_SITES)} (resid_mid is read-only).")
@@ -98,16 +101,18 @@ def add_to_residual(
     hooks = []
     for layer, vector in vectors.items():
         vec = vector.to(handle.device, handle.dtype)
-        hooks.append((SITE_HOOKS[site].format(layer=layer), _adder(vec, tracker, prompt_length, mode)))
+        hooks.append((SITE_HOOKS[site].format(layer=layer), _adder(vec, tracker, prompt_length, mode, relative)))
     with tracker, handle.bridge.hooks(fwd_hooks=hooks):
         yield tracker
 
 
-def _adder(vector: torch.Tensor, tracker: PositionTracker, prompt_length: int, mode: PositionMode) -> Any:
+def _adder(vector: torch.Tensor, tracker: PositionTracker, prompt_length: int, mode: PositionMode, relative: bool) -> Any:
     def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
         mask = position_mask(tracker.positions(), prompt_length, mode)  # on the CPU: no device sync
         if not bool(mask.any()):
             return act
         shaped = vector if vector.dim() == 1 else vector[:, None, :]
+        if relative:
+            shaped = shaped * act.float().pow(2).mean(-1, keepdim=True).sqrt().to(act.dtype)
         return act + mask.to(act.device, act.dtype)[None, :, None] * shaped
     return hook

@@ -131,3 +131,98 @@ def confusion_heatmap(matrix: Any, rows: Sequence[str], columns: Sequence[str], 
                                colorscale="Blues", zmin=0, zmax=1 if normalise else None))
     fig.update_layout(title=title, xaxis_title=column_title, yaxis_title=row_title, height=480, yaxis={"autorange": "reversed"})
     return fig
+
+
+def layer_lines(series: dict[str, Sequence[float]], title: str, yaxis: str, reference: float | None = None,
+                reference_label: str = "", dashed: Sequence[str] = ()) -> go.Figure:
+    """One line per named series over layers (``{name: [n_layers]}``); ``dashed`` names are drawn dashed (controls)."""
+    fig = go.Figure()
+    for name, values in series.items():
+        fig.add_scatter(x=list(range(len(values))), y=[float(v) for v in values], mode="lines+markers", name=name,
+                        line={"dash": "dash" if name in dashed else "solid"})
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dot", line_color="grey", annotation_text=reference_label)
+    fig.update_layout(title=title, xaxis_title="layer", yaxis_title=yaxis, height=430)
+    return fig
+
+
+def _layer_slider(n_layers: int, traces_per_layer: int, start: int) -> list[dict[str, Any]]:
+    steps = []
+    for layer in range(n_layers):
+        visible = [False] * (n_layers * traces_per_layer)
+        for k in range(traces_per_layer):
+            visible[layer * traces_per_layer + k] = True
+        steps.append({"method": "update", "args": [{"visible": visible}], "label": str(layer)})
+    return [{"active": start, "currentvalue": {"prefix": "layer "}, "steps": steps}]
+
+
+def emotion_cosine_slider(cos: Any, emotions: Sequence[str], title: str, start: int | None = None) -> go.Figure:
+    """Heatmap of the emotion x emotion cosine matrix with a layer slider (``cos`` ``[L, E, E]``)."""
+    n_layers = len(cos)
+    start = n_layers // 2 if start is None else start
+    fig = go.Figure()
+    for layer in range(n_layers):
+        z = [[float(v) for v in row] for row in cos[layer]]
+        fig.add_heatmap(z=z, x=list(emotions), y=list(emotions), zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+                        text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}", visible=layer == start)
+    fig.update_layout(title=title, sliders=_layer_slider(n_layers, 1, start), height=520, yaxis={"autorange": "reversed"})
+    return fig
+
+
+def similarity_heatmap(labels: Sequence[str], matrix: Any, title: str) -> go.Figure:
+    """A labelled square similarity heatmap (e.g. site x site cosines: attn0, mlp0, attn1, ...)."""
+    fig = go.Figure(go.Heatmap(z=[[float(v) for v in row] for row in matrix], x=list(labels), y=list(labels), zmin=-1, zmax=1,
+                               colorscale="RdBu", reversescale=True))
+    fig.update_layout(title=title, height=650, yaxis={"autorange": "reversed"})
+    return fig
+
+
+def pca_slider(coords_by_layer: Sequence[Any], explained_by_layer: Sequence[Any], labels: Sequence[str], title: str,
+               start: int | None = None) -> go.Figure:
+    """Scatter of 2-D PCA coordinates coloured by label, one frame per layer selected with a slider."""
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f"]
+    names = list(dict.fromkeys(labels))
+    n_layers = len(coords_by_layer)
+    start = n_layers // 2 if start is None else start
+    fig = go.Figure()
+    for layer, coords in enumerate(coords_by_layer):
+        for k, name in enumerate(names):
+            idx = [i for i, lab in enumerate(labels) if lab == name]
+            fig.add_scatter(x=[float(coords[i][0]) for i in idx], y=[float(coords[i][1]) for i in idx], mode="markers",
+                            name=name, legendgroup=name, showlegend=layer == start, visible=layer == start,
+                            marker={"color": palette[k % len(palette)], "size": 6, "opacity": 0.7})
+    fig.update_layout(title=title, xaxis_title="PC1", yaxis_title="PC2", height=520,
+                      sliders=_layer_slider(n_layers, len(names), start))
+    return fig
+
+
+def steering_tradeoff(settings: Sequence[dict[str, Any]], baseline: dict[str, Any], title: str,
+                      reference: float | None = None, reference_label: str = "") -> go.Figure:
+    """Accuracy (with 95% interval) against median perplexity, one point per steering setting, plus the baseline."""
+    fig = go.Figure()
+    fig.add_scatter(x=[s["perplexity"] for s in settings], y=[s["accuracy"] for s in settings], mode="markers+text",
+                    text=[f"a={s['setting']['alpha']:g}" for s in settings], textposition="top center", name="steered",
+                    error_y={"type": "data", "symmetric": False, "array": [s["high"] - s["accuracy"] for s in settings],
+                             "arrayminus": [s["accuracy"] - s["low"] for s in settings]},
+                    hovertext=[f"{s['label']}<br>degenerate {s['degenerate']:.0%}" for s in settings],
+                    marker={"size": 10, "color": [s["degenerate"] for s in settings], "colorscale": "Reds", "cmin": 0,
+                            "cmax": 1, "colorbar": {"title": "degenerate"}})
+    fig.add_scatter(x=[baseline["perplexity"]], y=[baseline["accuracy"]], mode="markers+text", text=["unsteered"],
+                    textposition="bottom center", name="unsteered", marker={"symbol": "x", "size": 12, "color": "black"})
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dash", annotation_text=reference_label)
+    fig.update_layout(title=title, xaxis={"title": "median perplexity of the reply under the unsteered model", "type": "log"},
+                      yaxis={"title": "accuracy (judge)", "range": [0, 1.05]}, height=480)
+    return fig
+
+
+def grouped_accuracy(groups: dict[str, dict[str, dict[str, float]]], title: str) -> go.Figure:
+    """Grouped bars with 95% intervals: ``{method: {emotion: {accuracy, low, high}}}``."""
+    fig = go.Figure()
+    for method, cells in groups.items():
+        names = list(cells)
+        fig.add_bar(name=method, x=names, y=[cells[n]["accuracy"] for n in names],
+                    error_y={"type": "data", "symmetric": False, "array": [cells[n]["high"] - cells[n]["accuracy"] for n in names],
+                             "arrayminus": [cells[n]["accuracy"] - cells[n]["low"] for n in names]})
+    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05], "title": "accuracy (95% interval)"}, height=440)
+    return fig

@@ -14,13 +14,36 @@ if TYPE_CHECKING:  # pragma: no cover
 EMOTION_SYSTEM = "Always reply in {emotion}.\nKeep the reply to at most two sentences."
 NEUTRAL_SYSTEM = "Keep the reply to at most two sentences."
 
+# Words a template can use: {emotion} (the noun of METHOD.md), {adjective}, {intense}.
+EMOTION_WORDS: dict[str, dict[str, str]] = {
+    "anger": {"adjective": "angry", "intense": "furious"},
+    "sadness": {"adjective": "sad", "intense": "heartbroken"},
+    "happiness": {"adjective": "happy", "intense": "overjoyed"},
+    "fear": {"adjective": "afraid", "intense": "terrified"},
+    "surprise": {"adjective": "surprised", "intense": "astonished"},
+    "disgust": {"adjective": "disgusted", "intense": "revolted"},
+}
+# Paraphrased instructions for the cross-wording consistency test (the first is the paper's).
+PARAPHRASE_TEMPLATES: dict[str, str] = {
+    "reply_in": EMOTION_SYSTEM,
+    "feels": "Answer as someone who feels {adjective}.\nKeep the reply to at most two sentences.",
+    "sound": "Your reply should sound {intense}.\nKeep the reply to at most two sentences.",
+}
+_SLOTS = ("{emotion}", "{adjective}", "{intense}")
+
+
+def system_instruction(template: str, emotion: str) -> str:
+    """``template`` with its emotion slot filled (``{emotion}``, ``{adjective}`` or ``{intense}``)."""
+    if not any(slot in template for slot in _SLOTS):
+        raise ValueError(f"An emotion template needs an emotion slot ({', '.join(_SLOTS)}): {template!r}")
+    name = check_emotion(emotion)
+    return template.format(emotion=name, **EMOTION_WORDS[name])
+
 
 def emotion_prompt(handle: "ModelHandle", group: "Group", emotion: str, template: str = EMOTION_SYSTEM) -> str:
-    """The emotion-elicited prompt: system ``template`` with ``{emotion}``, user ``"{scenario}\\n{event}"``,
+    """The emotion-elicited prompt: system ``template`` with its emotion slot filled, user ``"{scenario}\\n{event}"``,
     in the model's chat template with the generation prompt appended (plain-text fallback without one)."""
-    if "{emotion}" not in template:
-        raise ValueError(f"An emotion template needs an '{{emotion}}' slot: {template!r}")
-    return handle.format_chat(group.message, template.format(emotion=check_emotion(emotion)))
+    return handle.format_chat(group.message, system_instruction(template, emotion))
 
 
 def neutral_prompt(handle: "ModelHandle", group: "Group", system: str = NEUTRAL_SYSTEM) -> str:

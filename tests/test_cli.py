@@ -26,19 +26,30 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert isinstance(elicitation["complete_groups"], list)
     assert {"name", "version", "threshold", "macro_f1"} <= set(record["judge"])
     assert (out / "artifacts" / "elicitation.jsonl").exists()
+    directions = record["directions"]
+    n_layers = record["model"]["facts"]["n_layers"]
+    for key in ("template_consistency_by_layer", "transfer_accuracy_by_layer", "transfer_shuffled_by_layer"):
+        assert len(directions[key]) == n_layers and all(-1 <= v <= 1 for v in directions[key])
+    assert directions["groups_used"] == 24 and directions["group_policy"] in {"all", "complete"}
+    steering = record["steering"]
+    assert {"layers", "alpha", "accuracy", "accuracy_by_emotion", "perplexity", "baseline_accuracy"} <= set(steering)
+    assert all(0 <= layer < n_layers for layer in steering["layers"]) and 0 <= steering["accuracy"] <= 1
+    assert (out / "artifacts" / "directions" / "directions.safetensors").exists()
     assert record["data"]["problems"] == 0 and record["data"]["analysis"]["n_skeletons"] >= 96
     assert record["data"]["used_by_run"]["n_groups"] == record["profile"]["n_prompts"] == 24
     assert record["dataset"]["splits"]["analysis"]["sha256"] == record["data"]["analysis"]["sha256"]
     report = (out / "report.html").read_text()
     assert "Hook self-check" in report and "figures/check_errors.html" in report
     for figure in ("check_errors", "dataset_counts", "dataset_lengths", "residual_profile", "judge_confusion",
-                   "elicitation_heatmap", "elicitation_by_emotion", "elicitation_confusion"):
+                   "elicitation_heatmap", "elicitation_by_emotion", "elicitation_confusion", "directions_cosines",
+                   "directions_pca", "consistency_templates", "consistency_transfer", "consistency_halves",
+                   "steering_tradeoff", "steering_by_emotion"):
         assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
     assert (out / "figures" / "plotly.min.js").exists(), "figures must open offline"
     # A second run reuses every finished stage.
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 5
+    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 7
 
 
 def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):
@@ -83,5 +94,7 @@ def test_main_job_fast_on_the_embedded_model(tmp_path):
     record = read(out / "run.json")
     assert record["complete"] and record["check"]["ok"]
     assert 0 <= record["elicitation"]["accuracy"] <= 1 and record["elicitation"]["n_prompts"] == 144
+    assert max(record["directions"]["transfer_accuracy_by_layer"]) > record["directions"]["transfer_chance"]
+    assert record["steering"]["n_prompts"] == 48
     assert record["model"]["name"] == "embedded" and record["model"]["facts"]["architecture"] == "LlamaForCausalLM"
     assert len(record["profile"]["rms_by_layer"]["resid_post"]) == record["model"]["facts"]["n_layers"]

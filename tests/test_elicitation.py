@@ -71,7 +71,7 @@ def test_generation_store_resumes_and_survives_a_torn_line(tiny_llama, fresh_cac
     first = generate_cached(tiny_llama, prompts[:3], config, chunk=2, progress=False)
     store = GenerationStore(tiny_llama.fingerprint, str(tiny_llama.dtype), config, "none")
     with open(store.path, "a") as handle:
-        handle.write('{"prompt_sha256": "abc", "te')  # a crash in the middle of a line
+        handle.write('{"key": "abc", "te')  # a crash in the middle of a line
     calls = count_generations(monkeypatch)
     both = generate_cached(tiny_llama, prompts, config, chunk=2, progress=False)
     assert calls == [2]

@@ -21,8 +21,12 @@ def test_prompts_follow_method_and_chat_template(tiny_llama):
     assert neutral_prompt(tiny_llama, group).startswith("<|im_start|>system\nKeep the reply to at most two sentences.<|im_end|>")
     with pytest.raises(UnknownEmotionError):
         emotion_prompt(tiny_llama, group, "boredom")
-    with pytest.raises(ValueError, match="emotion"):
+    with pytest.raises(ValueError, match="emotion slot"):
         emotion_prompt(tiny_llama, group, "anger", template="Reply angrily.")
+    from emowork.prompts import PARAPHRASE_TEMPLATES, system_instruction
+
+    assert system_instruction(PARAPHRASE_TEMPLATES["feels"], "fear").startswith("Answer as someone who feels afraid.")
+    assert system_instruction(PARAPHRASE_TEMPLATES["sound"], "joy").startswith("Your reply should sound overjoyed.")
 
 
 def test_batch_is_group_major_with_last_token_index(tiny_llama):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..probes import fit_softmax
 from .labels import CLASSES
 
 
@@ -48,24 +49,6 @@ class LinearHead:
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, weight_decay: float, steps: int = 200) -> LinearHead:
-    """Fit a multinomial logistic regression with L2 penalty by full-batch L-BFGS; returns the head.
-
-    ``x`` ``[n, dim]``, ``y`` ``[n]`` class indices, ``sample_weight`` ``[n]`` (normalised to sum 1).
-    """
-    torch.manual_seed(0)
-    xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).long()
-    wt = torch.from_numpy(sample_weight / sample_weight.sum()).float()
-    layer = torch.nn.Linear(x.shape[1], len(CLASSES))
-    torch.nn.init.zeros_(layer.weight)
-    torch.nn.init.zeros_(layer.bias)
-    optimiser = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=steps, history_size=20, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        losses = torch.nn.functional.cross_entropy(layer(xt), yt, reduction="none")
-        loss = (losses * wt).sum() + weight_decay * layer.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    return LinearHead(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())
+    """Fit the head (multinomial logistic regression over :data:`CLASSES`, L2 penalty, L-BFGS); returns it."""
+    weight, bias = fit_softmax(x, y, len(CLASSES), sample_weight, weight_decay, steps)
+    return LinearHead(weight, bias)

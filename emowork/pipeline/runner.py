@@ -34,6 +34,7 @@ class RunSettings:
     fast_per_theme: int = 1  # with --fast: skeletons per theme of the analysis split
     fast_max_new_tokens: int = 48  # with --fast: the decoding limit (100 otherwise, as in METHOD.md)
     judge: str = "default"
+    goemotions: str | None = None  # folder of the GoEmotions Ekman mapping: adds it to the transfer test
 
     def out_dir(self) -> Path:
         """The run folder: ``--out`` or ``runs/<model>[-fast]``."""

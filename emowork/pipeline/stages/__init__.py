@@ -1,0 +1,12 @@
+"""The stages of ``emowork run``, in pipeline order. Each later analysis adds its stage here."""
+
+from ..base import Stage
+from .basics import CheckStage, DataStage, ProfileStage, analysis_split
+from .directions import DirectionsStage, SteeringStage
+from .judging import ElicitationStage, JudgeStage, decoding
+
+STAGES: list[Stage] = [CheckStage(), DataStage(), ProfileStage(), JudgeStage(), ElicitationStage(), DirectionsStage(),
+                       SteeringStage()]
+
+__all__ = ["STAGES", "analysis_split", "decoding", "CheckStage", "DataStage", "ProfileStage", "JudgeStage",
+           "ElicitationStage", "DirectionsStage", "SteeringStage"]

@@ -1,0 +1,206 @@
+"""Stages on emotion directions: extraction, geometry and consistency; steering validation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ... import plots
+from ...consistency import as_directions, natural_texts, shuffle_emotions, split_consistency, template_consistency, transfer
+from ...data import load_sev
+from ...directions import EmotionDirections, extract
+from ...elicitation import ElicitationResult
+from ...geometry import adjacent_layer_cosine, emotion_cosines, pca_coordinates, probe_accuracy_by_layer, site_similarity
+from ...judge import load_judge
+from ...steering_sweep import DEFAULT_SETTINGS, FAST_SETTINGS, run_sweep
+from ...storage import atomic_write_text
+from ..base import RunContext, Stage, StageOutput
+from .basics import analysis_split
+from .judging import decoding
+
+
+def _elicitation(ctx: RunContext) -> ElicitationResult | None:
+    path = ctx.artifacts_dir / "elicitation.jsonl"
+    return ElicitationResult.load(path) if path.exists() else None
+
+
+def _argmax(values: list[float]) -> int:
+    return int(np.argmax(values))
+
+
+class DirectionsStage(Stage):
+    """Extract the directions, describe their geometry and test their consistency against controls."""
+
+    name = "directions"
+    title = "Context-agnostic emotion directions"
+    description = (
+        "The last prompt token of every emotion-elicited prompt is read at resid_mid ('attn') and resid_post ('mlp') "
+        "of every layer; per group the mean over the six emotions is removed (the shared content), the rest is "
+        "averaged over groups, centred over emotions and normalised (METHOD.md section 3). Consistency is measured "
+        "with tests that can fail: other instruction wordings, transfer to natural emotional text without any "
+        "instruction, and halves of the data against label-shuffled controls."
+    )
+
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        elicitation = _elicitation(ctx)
+        return {"data": analysis_split(ctx).sha256, "complete": elicitation.complete_groups() if elicitation else None,
+                "goemotions": ctx.settings.goemotions}
+
+    def run(self, ctx: RunContext) -> StageOutput:
+        handle = ctx.handle
+        dataset = analysis_split(ctx)
+        directions, acts = extract(handle, dataset, groups="auto", elicitation=_elicitation(ctx), return_activations=True)
+        directions.save(ctx.artifacts_dir / "directions")
+        used = [dataset.group(g) for g in directions.provenance["groups"]]
+        mlp = acts["mlp"]
+        L = directions.n_layers
+        cos = emotion_cosines(directions)
+        adjacent = adjacent_layer_cosine(directions)
+        labels, sim = site_similarity(directions)
+        themes = [g.theme for g in used]
+        all_themes = list(dict.fromkeys(themes))
+        probe = probe_accuracy_by_layer(mlp, themes, all_themes[: len(all_themes) // 2]) if len(all_themes) > 1 else []
+        templates = template_consistency(handle, used)
+        shuffled = as_directions({"mlp": shuffle_emotions(mlp)})
+        transfers = [transfer(handle, directions, shuffled, data) for data in natural_texts("heldout", ctx.settings.goemotions)]
+        splits = split_consistency(mlp, used)
+        pcs = [pca_coordinates(mlp, layer) for layer in range(L)]
+        emotion_labels = [e for _ in used for e in directions.emotions]
+
+        main = transfers[0]
+        best_t = _argmax(main["accuracy"])
+        numbers = {
+            "groups_used": directions.provenance["n_groups"], "group_policy": directions.provenance["group_policy"],
+            "group_reason": directions.provenance["group_reason"], "directions_sha256": directions.sha256,
+            "template_consistency_by_layer": templates["mean_same"], "template_other_by_layer": templates["mean_other"],
+            "transfer_accuracy_by_layer": main["accuracy"], "transfer_shuffled_by_layer": main["shuffled"],
+            "transfer_chance": main["chance"], "transfer_source": main["source"], "transfer_mode": main["mode"],
+            "transfer_n": main["n"], "transfers": [{k: v for k, v in t.items()} for t in transfers],
+            "split_consistency": splits, "probe_accuracy_by_layer": probe,
+            "adjacent_layer_cosine_by_layer": adjacent.mean(0).tolist(),
+            "centroid_norm_by_layer": directions.norms["mlp"].mean(0).tolist(),
+        }
+        stable = [layer for layer in range(L - 1) if float(adjacent[:, layer].mean()) >= 0.9]
+        halves = ", ".join(f"{name}: {np.mean(v['same']):.2f} (shuffled {np.mean(v['shuffled']):.2f})" for name, v in splits.items())
+        summary = [
+            f"Directions from {numbers['groups_used']} groups ({numbers['group_reason']}).",
+            f"(a) Other wordings of the instruction give directions with a mean same-emotion cosine of "
+            f"{np.mean(templates['mean_same']):.2f} across layers (highest {max(templates['mean_same']):.2f} at layer "
+            f"{_argmax(templates['mean_same'])}), against {np.mean(templates['mean_other']):.2f} between different emotions: "
+            "the wording changes the direction a lot, but the emotion is still recognisable.",
+            f"(b) On {main['n']} {main['source']} texts with no instruction, the largest projection names the text's emotion "
+            f"{main['accuracy'][best_t]:.0%} of the time at layer {best_t} (chance {main['chance']:.0%}; directions from "
+            f"label-shuffled activations: {main['shuffled'][best_t]:.0%}).",
+            f"(c) Halves of the data agree almost perfectly by construction ({halves}).",
+            (f"A linear probe trained on half the themes reads the instructed emotion from one prompt's activation with "
+             f"{max(probe):.0%} held-out accuracy at best (layer {_argmax(probe)}); from layer "
+             f"{next((i for i, a in enumerate(probe) if a >= 0.9), 'none')} on it stays at or above 90%." if probe else ""),
+            f"Adjacent-layer cosine of the directions reaches 0.9 at layers {stable[0]}-{stable[-1]}." if stable else
+            f"Adjacent-layer cosine stays below 0.9 (at most {float(adjacent.mean(0).max()):.2f}).",
+        ]
+        figures = {
+            "directions_cosines": plots.emotion_cosine_slider(cos.tolist(), directions.emotions, "Cosine between emotion directions (mlp site)"),
+            "directions_adjacent": plots.layer_lines({e: adjacent[i].tolist() for i, e in enumerate(directions.emotions)},
+                                                     "Cosine of each direction with the next layer's", "cosine"),
+            "directions_sites": plots.similarity_heatmap(labels, sim.tolist(), "Mean same-emotion cosine between sites"),
+            "directions_pca": plots.pca_slider([c for c, _ in pcs], [e for _, e in pcs], emotion_labels,
+                                               "PCA of context-removed activations (mlp site)"),
+            "consistency_templates": plots.layer_lines({"same emotion, other wording": templates["mean_same"],
+                                                        "different emotions": templates["mean_other"]},
+                                                       "(a) Directions across instruction wordings", "mean cosine",
+                                                       dashed=["different emotions"]),
+            "consistency_transfer": plots.layer_lines({**{f"{t['source']}": t["accuracy"] for t in transfers},
+                                                       **{f"{t['source']}, shuffled labels": t["shuffled"] for t in transfers}},
+                                                      "(b) Classifying natural emotional text by its largest projection",
+                                                      "accuracy", main["chance"], "chance (1/6)",
+                                                      dashed=[f"{t['source']}, shuffled labels" for t in transfers]),
+            "consistency_halves": plots.layer_lines({**{k: v["same"] for k, v in splits.items()},
+                                                     **{f"{k}, shuffled": v["shuffled"] for k, v in splits.items()}},
+                                                    "(c) Directions from halves of the data", "mean cosine",
+                                                    dashed=[f"{k}, shuffled" for k in splits]),
+        }
+        if probe:
+            figures["directions_probe"] = plots.layer_lines({"held-out themes": probe}, "Linear probe: emotion from one prompt",
+                                                            "accuracy", 1 / len(directions.emotions), "chance")
+        return StageOutput(numbers=numbers, figures=figures, summary=[s for s in summary if s])
+
+
+class SteeringStage(Stage):
+    """Steer the neutral prompt with the directions: a sweep of layer windows and strengths, judged, with fluency."""
+
+    name = "steering"
+    title = "Steering with emotion directions"
+    description = (
+        "alpha x rms(h) x v[e, L] is added to resid_post of a window of layers (fractions of depth, so settings transfer "
+        "across models) at the last prompt token of the neutral prompt; the replies (same decoding as every method) "
+        "are judged for the target emotion. Fluency: median perplexity of the reply under the unsteered model and the "
+        "share of degenerate replies. The unsteered replies judged against each emotion are the baseline."
+    )
+
+    def _groups(self, ctx: RunContext) -> tuple[list, list]:
+        test = load_sev("test")
+        if ctx.settings.fast:
+            sweep = [g for g in test.select(per_theme=1).groups if g.valence == "neutral"]
+            return sweep, sweep
+        return test.select(per_theme=2).groups, test.groups
+
+    def settings(self, ctx: RunContext) -> dict[str, Any]:
+        path = ctx.artifacts_dir / "directions" / "directions.json"
+        return {"fast": ctx.settings.fast, "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
+                "decoding": decoding(ctx).as_dict(), "judge": load_judge(ctx.settings.judge).describe()}
+
+    def run(self, ctx: RunContext) -> StageOutput:
+        handle = ctx.handle
+        directions = EmotionDirections.load(ctx.artifacts_dir / "directions")
+        judge = load_judge(ctx.settings.judge)
+        sweep_groups, final_groups = self._groups(ctx)
+        settings = FAST_SETTINGS if ctx.settings.fast else DEFAULT_SETTINGS
+        result = run_sweep(handle, directions, sweep_groups, judge, settings, decoding(ctx))
+        best = result.best()
+        final = result
+        if final_groups is not sweep_groups:  # measure the chosen setting on the whole test split
+            from ...steer import SteeringSetting
+
+            final = run_sweep(handle, directions, final_groups, judge, [SteeringSetting(**best["setting"])], decoding(ctx))
+            best = {**final.settings[0], "passes_fluency": best["passes_fluency"], "rule": best["rule"]}
+        prompt_elicited = ctx.results.get("elicitation", {})
+        numbers = {
+            "layers": best["layers"], "alpha": best["setting"]["alpha"], "window": [best["setting"]["start"], best["setting"]["stop"]],
+            "mode": best["setting"]["mode"], "accuracy": best["accuracy"], "accuracy_ci95": [best["low"], best["high"]],
+            "accuracy_by_emotion": {e: v["accuracy"] for e, v in best["by_emotion"].items()},
+            "perplexity": best["perplexity"], "degenerate": best["degenerate"], "passes_fluency": best["passes_fluency"],
+            "rule": best["rule"], "n_prompts": best["n"],
+            "baseline_accuracy": final.baseline["accuracy"], "baseline_ci95": [final.baseline["low"], final.baseline["high"]],
+            "baseline_accuracy_by_emotion": {e: v["accuracy"] for e, v in final.baseline["by_emotion"].items()},
+            "baseline_perplexity": final.baseline["perplexity"],
+            "prompt_elicited_accuracy": prompt_elicited.get("accuracy"),
+            "sweep": [{k: v for k, v in s.items() if k != "by_emotion"} for s in result.settings],
+            "sweep_groups": len(sweep_groups), "final_groups": len(final_groups),
+        }
+        atomic_write_text(ctx.artifacts_dir / "steering.jsonl",
+                          "".join(json.dumps(r, ensure_ascii=False, default=float) + "\n" for r in result.rows + (final.rows if final is not result else [])))
+        summary = [
+            f"Best setting by the rule ({best['rule']}): {best['label']}: accuracy {best['accuracy']:.1%} "
+            f"(95% interval {best['low']:.1%}-{best['high']:.1%}) on {best['n']} steered replies, median perplexity "
+            f"{best['perplexity']:.1f}, {best['degenerate']:.0%} degenerate"
+            + ("" if best["passes_fluency"] else " (no setting met the fluency bar)") + ".",
+            f"Unsteered neutral replies pass for a given target emotion {final.baseline['accuracy']:.1%} of the time "
+            f"(perplexity {final.baseline['perplexity']:.1f}); prompting with the emotion instruction reached "
+            + (f"{prompt_elicited['accuracy']:.1%}." if prompt_elicited.get("accuracy") is not None else "n/a."),
+            f"Across the {len(result.settings)} settings of the sweep ({len(sweep_groups)} groups each), accuracy ranges "
+            f"{min(s['accuracy'] for s in result.settings):.0%}-{max(s['accuracy'] for s in result.settings):.0%} and "
+            f"the share of degenerate replies {min(s['degenerate'] for s in result.settings):.0%}-"
+            f"{max(s['degenerate'] for s in result.settings):.0%}.",
+        ]
+        methods = {"steered (best)": best["by_emotion"], "unsteered": final.baseline["by_emotion"]}
+        figures = {
+            "steering_tradeoff": plots.steering_tradeoff(result.settings, result.baseline, "Steering: accuracy against fluency",
+                                                         prompt_elicited.get("accuracy"), "prompt-elicited"),
+            "steering_by_emotion": plots.grouped_accuracy(methods, "Steered (best setting) and unsteered accuracy by emotion"),
+        }
+        tables = [{"title": "Sweep", "columns": ["setting", "accuracy", "95% interval", "median perplexity", "degenerate"],
+                   "rows": [[s["label"], f"{s['accuracy']:.3f}", f"{s['low']:.3f}-{s['high']:.3f}", f"{s['perplexity']:.1f}",
+                             f"{s['degenerate']:.0%}"] for s in result.settings]}]
+        return StageOutput(numbers=numbers, figures=figures, summary=summary, tables=tables)

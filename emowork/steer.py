@@ -1,0 +1,101 @@
+"""Steering with emotion directions: add ``alpha * rms(h) * v[e, L]`` to resid_post of a window of layers.
+
+The paper's setting adds it once, at the last prompt token (prefill); the option ``"from_last_prompt"`` adds it at
+that token and at every generated one. Steering runs through :func:`emowork.generate.generate` (the same path as
+every other method, same decoding configuration) via KV-cache-safe hooks, so cached and uncached decoding agree.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from .emotions import check_emotion
+from .errors import SiteError
+from .generate import DecodingConfig, Generation, InterventionFactory
+from .generation_cache import generate_cached
+from .interventions import PositionMode, add_to_residual
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .directions import EmotionDirections
+    from .handle import ModelHandle
+
+
+def layer_window(n_layers: int, start: float, stop: float) -> list[int]:
+    """Layers in ``[start, stop)`` as fractions of depth (at least one layer); e.g. (0.4, 0.7) of 28 -> 11..19.
+
+    Raises :class:`~emowork.errors.SiteError` for an impossible range.
+    """
+    if not 0 <= start < stop <= 1:
+        raise SiteError(f"layer window ({start}, {stop}) must satisfy 0 <= start < stop <= 1 (fractions of depth)")
+    first = int(round(start * n_layers))
+    last = max(first + 1, int(round(stop * n_layers)))
+    return list(range(min(first, n_layers - 1), min(last, n_layers)))
+
+
+@dataclass(frozen=True)
+class SteeringSetting:
+    """Where and how hard to steer: a layer window (fractions of depth), a strength in RMS units, a position mode."""
+
+    start: float
+    stop: float
+    alpha: float
+    mode: PositionMode = "last_prompt"
+    site: str = "mlp"  # which direction site's vectors are added (METHOD: the mlp-site directions at resid_post)
+
+    def layers(self, n_layers: int) -> list[int]:
+        return layer_window(n_layers, self.start, self.stop)
+
+    def label(self, n_layers: int | None = None) -> str:
+        span = f"{self.start:.2f}-{self.stop:.2f}"
+        if n_layers is not None:
+            layers = self.layers(n_layers)
+            span += f" (L{layers[0]}-{layers[-1]})"
+        return f"layers {span}, alpha {self.alpha:g}, {self.mode}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextmanager
+def steering(handle: "ModelHandle", directions: "EmotionDirections", emotion: str | Sequence[str], layers: Sequence[int],
+             alpha: float, prompt_length: int, mode: PositionMode = "last_prompt", site: str = "mlp") -> Iterator[Any]:
+    """Context: while active, forward passes add ``alpha * rms(h) * v[emotion, L]`` at resid_post of ``layers``.
+
+    ``emotion`` is one name, or one name per batch row (each row steered towards its own emotion).
+    """
+    n_layers = handle.facts.n_layers
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise SiteError(f"layers {bad} do not exist: the model has {n_layers} layers (0..{n_layers - 1})")
+    if isinstance(emotion, str):
+        rows = [directions.emotions.index(check_emotion(emotion))]
+    else:
+        rows = [directions.emotions.index(check_emotion(e)) for e in emotion]
+    table = directions.directions[site][rows]  # [rows, L, D]
+    vectors = {layer: alpha * (table[0, layer] if isinstance(emotion, str) else table[:, layer]) for layer in layers}
+    with add_to_residual(handle, vectors, prompt_length, mode=mode, site="resid_post", relative=True) as tracker:
+        yield tracker
+
+
+def steering_factory(handle: "ModelHandle", directions: "EmotionDirections", emotions: Sequence[str],
+                     setting: SteeringSetting) -> InterventionFactory:
+    """The intervention for :func:`emowork.generate.generate`: prompt i is steered towards ``emotions[i]``."""
+    layers = setting.layers(handle.facts.n_layers)
+    return lambda T, indices: steering(handle, directions, [emotions[i] for i in indices], layers, setting.alpha, T,
+                                       setting.mode, setting.site)
+
+
+def steered_generate(handle: "ModelHandle", prompts: Sequence[str], directions: "EmotionDirections",
+                     emotion: str | Sequence[str], setting: SteeringSetting, config: DecodingConfig = DecodingConfig(),
+                     progress: bool = True) -> list[Generation]:
+    """Replies to ``prompts`` steered towards ``emotion`` (one name, or one per prompt), in batches that mix
+    emotions; cached per model, decoding config, directions and setting."""
+    emotions = [check_emotion(emotion)] * len(prompts) if isinstance(emotion, str) else [check_emotion(e) for e in emotion]
+    if len(emotions) != len(prompts):
+        raise ValueError("one emotion per prompt")
+    tag = f"steer:{setting.label()}:{setting.site}:{directions.sha256[:16]}"
+    return generate_cached(handle, prompts, config, tag=tag, variants=emotions,
+                           intervention=steering_factory(handle, directions, emotions, setting), progress=progress,
+                           desc="steered generation")
