@@ -21,6 +21,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
 
 PositionMode = Literal["last_prompt", "from_last_prompt", "all"]
+
+
+@contextmanager
+def attach_hooks(handle: "ModelHandle", hooks: list[tuple[str, Any]]) -> Iterator[None]:
+    """Attach TransformerLens-style hooks ``fn(act, hook) -> act | None`` to bridge hook points by name, for the
+    duration of the context; removed on exit even after an error.
+
+    Cheaper than ``bridge.hooks()`` (which rebuilds the alias table on every call), so it suits loops that run
+    thousands of short forward passes. Raises :class:`~emowork.errors.SiteError` for an unknown hook name.
+    """
+    from .errors import SiteError
+
+    table = handle.bridge.hook_dict
+    handles = []
+    try:
+        for name, fn in hooks:
+            point = table.get(name)
+            if point is None:
+                raise SiteError(f"No hook point named {name!r} on this model (e.g. blocks.0.hook_resid_post).")
+            handles.append(point.add_hook(fn, dir="fwd"))
+        yield
+    finally:
+        for lens in handles:
+            lens.hook.remove()
 WRITABLE_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 
 
@@ -102,7 +126,7 @@ def add_to_residual(
     for layer, vector in vectors.items():
         vec = vector.to(handle.device, handle.dtype)
         hooks.append((SITE_HOOKS[site].format(layer=layer), _adder(vec, tracker, prompt_length, mode, relative)))
-    with tracker, handle.bridge.hooks(fwd_hooks=hooks):
+    with tracker, attach_hooks(handle, hooks):
         yield tracker
 
 

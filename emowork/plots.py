@@ -226,3 +226,46 @@ def grouped_accuracy(groups: dict[str, dict[str, dict[str, float]]], title: str)
                              "arrayminus": [cells[n]["accuracy"] - cells[n]["low"] for n in names]})
     fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05], "title": "accuracy (95% interval)"}, height=440)
     return fig
+
+
+def dose_response(curves: dict[str, dict[str, dict[int, dict[str, float]]]], title: str, readout: int) -> go.Figure:
+    """Subplots per (kind, operation): effect against k (log2 axis) for the top-k and random-k selections, with
+    95% intervals. ``curves[f"{kind} {operation}"][selection][k] = {mean, low, high}``."""
+    from plotly.subplots import make_subplots
+
+    panels = list(curves)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True)
+    colors = {"top": "#d62728", "random": "#7f7f7f"}
+    for col, panel in enumerate(panels, 1):
+        for selection, points in curves[panel].items():
+            ks = sorted(points)
+            fig.add_scatter(x=ks, y=[points[k]["mean"] for k in ks], mode="lines+markers", name=f"{selection}-k",
+                            legendgroup=selection, showlegend=col == 1, line={"color": colors.get(selection)},
+                            error_y={"type": "data", "symmetric": False, "array": [points[k]["high"] - points[k]["mean"] for k in ks],
+                                     "arrayminus": [points[k]["mean"] - points[k]["low"] for k in ks]}, row=1, col=col)
+        fig.update_xaxes(type="log", dtick=0.30103, title_text="k components", row=1, col=col)
+    fig.update_yaxes(title_text=f"change of projection at layer {readout} / emotion signal", row=1, col=1)
+    fig.add_hline(y=0, line_color="black", line_width=1)
+    fig.update_layout(title=title, height=460)
+    return fig
+
+
+def component_heatmap(values: Any, x: Sequence[Any], y: Sequence[Any], title: str, x_title: str, y_title: str,
+                      colorbar: str = "") -> go.Figure:
+    """A diverging heatmap (e.g. head importance: layers x heads)."""
+    z = [[float(v) for v in row] for row in values]
+    peak = max((abs(v) for row in z for v in row), default=1.0) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=[str(v) for v in x], y=[str(v) for v in y], zmin=-peak, zmax=peak, colorscale="RdBu",
+                               reversescale=True, colorbar={"title": colorbar}))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=520)
+    return fig
+
+
+def neuron_box(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
+    """Box plot of a neuron's activation by instructed emotion, one colour per valence."""
+    fig = go.Figure()
+    for valence in dict.fromkeys(r["valence"] for r in rows):
+        sel = [r for r in rows if r["valence"] == valence]
+        fig.add_box(x=[r["emotion"] for r in sel], y=[r["activation"] for r in sel], name=valence, boxpoints="all", jitter=0.3)
+    fig.update_layout(title=title, boxmode="group", yaxis_title="activation at the last prompt token", height=430)
+    return fig

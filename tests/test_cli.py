@@ -35,6 +35,10 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert {"layers", "alpha", "accuracy", "accuracy_by_emotion", "perplexity", "baseline_accuracy"} <= set(steering)
     assert all(0 <= layer < n_layers for layer in steering["layers"]) and 0 <= steering["accuracy"] <= 1
     assert (out / "artifacts" / "directions" / "directions.safetensors").exists()
+    components = record["components"]
+    assert components["heads_fast_vs_masked_max_abs_diff"] < 1e-4 and components["heads_speedup"] > 1
+    assert set(components["topk_effect"]) == set(components["random_effect"]) and "1" in components["topk_effect"]
+    assert set(components["judged_edits"]["conditions"]) >= {"ablate-top", "ablate-random", "enhance-top", "enhance-random"}
     assert record["data"]["problems"] == 0 and record["data"]["analysis"]["n_skeletons"] >= 96
     assert record["data"]["used_by_run"]["n_groups"] == record["profile"]["n_prompts"] == 24
     assert record["dataset"]["splits"]["analysis"]["sha256"] == record["data"]["analysis"]["sha256"]
@@ -43,13 +47,14 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     for figure in ("check_errors", "dataset_counts", "dataset_lengths", "residual_profile", "judge_confusion",
                    "elicitation_heatmap", "elicitation_by_emotion", "elicitation_confusion", "directions_cosines",
                    "directions_pca", "consistency_templates", "consistency_transfer", "consistency_halves",
-                   "steering_tradeoff", "steering_by_emotion"):
+                   "steering_tradeoff", "steering_by_emotion", "components_dose_response", "components_heads",
+                   "components_neurons"):
         assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
     assert (out / "figures" / "plotly.min.js").exists(), "figures must open offline"
     # A second run reuses every finished stage.
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 7
+    assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 8
 
 
 def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):
@@ -96,5 +101,6 @@ def test_main_job_fast_on_the_embedded_model(tmp_path):
     assert 0 <= record["elicitation"]["accuracy"] <= 1 and record["elicitation"]["n_prompts"] == 144
     assert max(record["directions"]["transfer_accuracy_by_layer"]) > record["directions"]["transfer_chance"]
     assert record["steering"]["n_prompts"] == 48
+    assert record["components"]["heads_fast_vs_masked_max_abs_diff"] < 1e-4
     assert record["model"]["name"] == "embedded" and record["model"]["facts"]["architecture"] == "LlamaForCausalLM"
     assert len(record["profile"]["rms_by_layer"]["resid_post"]) == record["model"]["facts"]["n_layers"]

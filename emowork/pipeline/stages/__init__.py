@@ -2,11 +2,12 @@
 
 from ..base import Stage
 from .basics import CheckStage, DataStage, ProfileStage, analysis_split
+from .components import ComponentsStage
 from .directions import DirectionsStage, SteeringStage
 from .judging import ElicitationStage, JudgeStage, decoding
 
 STAGES: list[Stage] = [CheckStage(), DataStage(), ProfileStage(), JudgeStage(), ElicitationStage(), DirectionsStage(),
-                       SteeringStage()]
+                       SteeringStage(), ComponentsStage()]
 
 __all__ = ["STAGES", "analysis_split", "decoding", "CheckStage", "DataStage", "ProfileStage", "JudgeStage",
-           "ElicitationStage", "DirectionsStage", "SteeringStage"]
+           "ElicitationStage", "DirectionsStage", "SteeringStage", "ComponentsStage"]

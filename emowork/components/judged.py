@@ -1,0 +1,65 @@
+"""Do component edits change what the model says? Judge replies generated with the top-k (or random-k) neurons of a
+layer ablated on the emotion-elicited prompt, or enhanced on the neutral prompt."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import hashlib
+
+import torch
+
+from ..generate import DecodingConfig
+from ..generation_cache import generate_cached
+from ..intervals import bootstrap_ci
+from ..prompts import EMOTION_SYSTEM, build_prompts
+from .editing import Edit, edits_at_prompt_end
+from .samples import difference_vectors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data.sev import Group
+    from ..handle import ModelHandle
+    from ..judge import Judge
+    from .neurons import NeuronContributions
+    from .samples import ComponentSamples
+
+
+def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "NeuronContributions", judge: "Judge",
+                 groups: Sequence["Group"], layer: int, k: int, config: DecodingConfig, seed: int = 0,
+                 progress: bool = True) -> dict[str, Any]:
+    """Acceptance of replies for each condition (``ablate-top``, ``ablate-random`` on e-elicited prompts; ``enhance-top``,
+    ``enhance-random`` on neutral prompts; and both unedited), pooled over the six emotions, with 95% intervals.
+    Each condition is one batched generation over all groups x emotions (rows carry their own emotion's edit)."""
+    groups = list(groups)
+    emotions = list(samples.emotions)
+    dmu = difference_vectors(samples.acts["mlp_post"])[:, layer]  # [E, d_mlp]
+    generator = torch.Generator().manual_seed(seed)
+    top = {e: tuple(int(i) for i in neurons.mean[ei, layer].topk(k).indices) for ei, e in enumerate(emotions)}
+    rand = {e: tuple(int(i) for i in torch.randperm(handle.facts.d_mlp, generator=generator)[:k]) for e in emotions}
+    items = [(g, e) for e in emotions for g in groups]
+    elicited = [build_prompts(handle, [g], [e]).texts[0] for g, e in items]
+    neutral = build_prompts(handle, [g for g, _ in items], emotions=None).texts
+    conditions = {
+        "ablate-top": (elicited, lambda e, ei: Edit("neuron", layer, top[e], "ablate")),
+        "ablate-random": (elicited, lambda e, ei: Edit("neuron", layer, rand[e], "ablate")),
+        "none (elicited)": (elicited, None),
+        "enhance-top": (neutral, lambda e, ei: Edit("neuron", layer, top[e], "enhance", dmu[ei])),
+        "enhance-random": (neutral, lambda e, ei: Edit("neuron", layer, rand[e], "enhance", dmu[ei])),
+        "none (neutral)": (neutral, None),
+    }
+    out: dict[str, Any] = {"layer": layer, "k": k, "conditions": {}, "examples": {}}
+    for name, (prompts, make) in conditions.items():
+        if make is None:  # the same tags as the elicitation run and the unsteered sweep: their replies are reused
+            replies = generate_cached(handle, prompts, config, tag=f"elicit:{EMOTION_SYSTEM}" if "elicited" in name else "neutral",
+                                      progress=False)
+        else:
+            row_edits = [[make(e, emotions.index(e))] for _, e in items]
+            chosen = hashlib.sha256(repr([(r[0].layer, r[0].indices, r[0].operation) for r in row_edits]).encode()).hexdigest()[:12]
+            factory = lambda T, idx, _r=row_edits: edits_at_prompt_end(handle, [_r[i] for i in idx], T)  # noqa: E731
+            replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}", variants=[e for _, e in items],
+                                      intervention=factory, progress=False)
+        accepted = judge.accept([r.text for r in replies], [e for _, e in items])
+        mean, low, high = bootstrap_ci(accepted.tolist(), [g.group_id for g, _ in items])
+        out["conditions"][name] = {"accuracy": mean, "low": low, "high": high, "n": len(items)}
+        out["examples"][name] = [(r.text, e, g.group_id) for r, (g, e) in list(zip(replies, items))[:: max(1, len(groups))]]
+    return out

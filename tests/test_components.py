@@ -1,0 +1,151 @@
+import pytest
+import torch
+
+from emowork import components as C
+from emowork.consistency import as_directions
+from emowork.data import load_sev
+from emowork.directions import extract
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from .conftest import load_tiny
+
+    out = {}
+    for name in ("tiny-llama", "tiny-gpt2"):
+        handle = load_tiny(name)
+        subset = load_sev("analysis").select(per_theme=1)
+        directions = extract(handle, subset, groups="all", progress=False)
+        samples = C.collect_samples(handle, subset.groups[:4], progress=False)
+        out[name] = (handle, directions, samples)
+    return out
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
+@pytest.mark.parametrize("method", ["masked", "linear"])
+def test_fast_head_importance_equals_the_masking_loop(setup, name, method):
+    handle, directions, samples = setup[name]
+    fast = C.head_importance(handle, directions, samples, method)
+    layers = list(range(handle.facts.n_layers))
+    for emotion in ("anger", "disgust"):
+        loop = C.head_importance_masking_loop(handle, directions, samples.prompts_of(emotion)[:2], emotion, layers, method)
+        got = fast.per_sample[:2, samples.emotions.index(emotion)]
+        torch.testing.assert_close(got, loop, rtol=1e-4, atol=1e-5)
+    assert fast.mean.shape == (6, handle.facts.n_layers, handle.facts.n_heads)
+
+
+def test_linear_importance_sums_to_the_attention_write(setup):
+    handle, directions, samples = setup["tiny-llama"]
+    linear = C.head_importance(handle, directions, samples, "linear")
+    total = linear.per_sample.sum(-1)  # [G, E, L]
+    attn_out = samples.acts["resid_mid"] - torch.cat([torch.zeros_like(samples.acts["resid_post"][:, :, :1]),
+                                                      samples.acts["resid_post"][:, :, :-1]], dim=2)
+    v = directions.directions["attn"]  # [E, L, D]
+    bias = torch.stack([handle.b_O(L) if handle.b_O(L) is not None else torch.zeros(handle.facts.d_model)
+                        for L in range(handle.facts.n_layers)])
+    expected = torch.einsum("geld,eld->gel", attn_out - bias, v)
+    torch.testing.assert_close(total[:, :, 1:], expected[:, :, 1:], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gpt2"])
+def test_neuron_contributions_sum_to_the_mlp_write(setup, name):
+    handle, directions, samples = setup[name]
+    neurons = C.neuron_contributions(handle, directions, samples)
+    f = handle.facts
+    mlp_out = samples.acts["resid_post"] - samples.acts["resid_mid"]  # [G, E, L, D]
+    bias = torch.stack([handle.b_out(L) if handle.b_out(L) is not None else torch.zeros(f.d_model) for L in range(f.n_layers)])
+    v = directions.directions["mlp"]
+    expected = torch.einsum("geld,eld->gel", mlp_out - bias, v).mean(0)  # [E, L]
+    torch.testing.assert_close(neurons.mean.sum(-1), expected, rtol=1e-3, atol=1e-4)
+    idx, values = neurons.top("fear", 1, 4)
+    assert values.tolist() == sorted(values.tolist(), reverse=True) and len(set(idx.tolist())) == 4
+    assert 0 < neurons.share_of_top("fear", 1, 4) <= 1
+    rows = neurons.table(2, layers=[0])
+    assert len(rows) == 12 and {"emotion", "layer", "neuron", "mean_contribution", "std", "sign"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("kind", ["neuron", "head"])
+@pytest.mark.parametrize("operation", ["ablate", "enhance"])
+def test_last_token_runner_equals_a_full_forward_with_the_edit(setup, kind, operation):
+    handle, directions, samples = setup["tiny-llama"]
+    prompts = samples.prompts_of("sadness")
+    delta = (C.difference_vectors(samples.acts["mlp_post"])[1, 1] if kind == "neuron"
+             else C.difference_vectors(samples.z_heads(handle.facts.n_heads))[1, 1])
+    edit = C.Edit(kind, 1, (0, 2), operation, delta)
+    read = "blocks.3.hook_resid_post"
+    fast = C.LastTokenRunner(handle, prompts).run([edit], [read])[read]
+    seen = {}
+    from emowork.interventions import attach_hooks
+
+    with torch.inference_mode(), attach_hooks(handle, [(edit.hook_name(), lambda a, hook: edit.apply(a, slice(-1, None))),
+                                                       (read, lambda a, hook: seen.__setitem__("x", a[:, -1].float().clone()))]):
+        handle.hf_model(**handle.encode(prompts), use_cache=False)
+    torch.testing.assert_close(fast, seen["x"], rtol=1e-4, atol=1e-4)
+    unedited = C.LastTokenRunner(handle, prompts).run([], [read])[read]
+    assert not torch.allclose(fast, unedited)
+
+
+def test_dose_response_top_beats_random(setup):
+    handle, directions, samples = setup["tiny-llama"]
+    neurons = C.neuron_contributions(handle, directions, samples)
+    heads = C.head_importance(handle, directions, samples)
+    dose = C.run_dose_response(handle, directions, samples, neurons, heads, layers=[1], readout=2, neuron_ks=(1, 4, 16),
+                               seeds=5, operations=("ablate",), progress=False)
+    top = dose.curve("neuron", "ablate", "top")
+    rand = dose.curve("neuron", "ablate", "random")
+    assert sorted(top) == [1, 4, 16] and rand[16]["n"] == 6 * 5
+    assert top[16]["mean"] < rand[16]["mean"], "ablating the neurons that write the direction must remove more of it"
+    assert dose.saturation_k("neuron", "ablate") in (1, 4, 16)
+    assert sorted(dose.curve("head", "ablate", "top")) == [1, 2, 4]
+    assert C.target_layers(30, C.readout_layer(30)) == [7, 14, 20] and C.readout_layer(30) == 25
+
+
+def test_edits_during_generation_are_per_row_and_cache_safe(setup):
+    from emowork.generate import DecodingConfig, generate
+
+    handle, directions, samples = setup["tiny-llama"]
+    prompts = samples.prompts_of("anger")[:2]
+    big = torch.full((handle.facts.d_mlp,), 50.0)
+    edits = [[C.Edit("neuron", 1, tuple(range(20)), "enhance", big)], []]
+    factory = lambda T, idx: C.edits_at_prompt_end(handle, [edits[i] for i in idx], T)  # noqa: E731
+    config = DecodingConfig(max_new_tokens=6)
+    edited = generate(handle, prompts, config, intervention=factory, progress=False)
+    plain = generate(handle, prompts, config, progress=False)
+    assert edited[1].text == plain[1].text and edited[0].text != plain[0].text
+    handle.hf_model.generation_config.use_cache = False
+    try:
+        uncached = generate(handle, prompts, config, intervention=factory, progress=False)
+    finally:
+        handle.hf_model.generation_config.use_cache = True
+    assert [g.text for g in uncached] == [g.text for g in edited]
+
+
+def test_viewers_render_offline(setup, monkeypatch):
+    import circuitsvis.utils.render as render
+
+    def no_network():
+        raise AssertionError("circuitsvis tried to reach the network")
+
+    monkeypatch.setattr(render, "internet_on", no_network)
+    handle, directions, samples = setup["tiny-llama"]
+    prompt = samples.prompts_of("fear")[0]
+    html = C.attention_patterns(handle, prompt, 1, heads=[0, 1])
+    assert "L1H0" in html._repr_html_() and "unpkg.com" not in html._repr_html_()
+    tokens, contrib = C.head_token_contributions(handle, prompt, 2, 1, directions.vector("fear", 2, "attn"))
+    linear = C.head_importance(handle, directions, samples, "linear").per_sample[0, samples.emotions.index("fear"), 2, 1]
+    assert len(tokens) == len(contrib) and float(contrib.sum()) == pytest.approx(float(linear), rel=1e-4, abs=1e-5)
+    assert "<span" in C.colored_tokens(tokens, contrib.tolist(), "x")._repr_html_()
+    rows = C.neuron_activations(samples, 1, 3)
+    assert len(rows) == 4 * 6 and C.top_activating(samples, 1, 3, 2)[0]["activation"] == max(r["activation"] for r in rows)
+
+
+@pytest.mark.embedded
+def test_embedded_fast_heads_equal_the_masking_loop(embedded):
+    subset = load_sev("analysis").select(per_theme=1)
+    directions = extract(embedded, subset, groups="all", progress=False)
+    samples = C.collect_samples(embedded, subset.groups[:1], emotions=["anger"], progress=False)
+    for method in ("masked", "linear"):
+        fast = C.head_importance(embedded, directions, samples, method).per_sample[:, 0][:, [5, 20]]
+        loop = C.head_importance_masking_loop(embedded, directions, samples.prompts_of("anger"), "anger", [5, 20], method)
+        torch.testing.assert_close(fast, loop, rtol=1e-3, atol=1e-4)
+
