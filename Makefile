@@ -26,7 +26,7 @@ TORCH_INDEX ?=
 PIP := $(PY) -m pip --disable-pip-version-check
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EMOWORK_PROGRESS=0 PYTHONHASHSEED=0
 
-.PHONY: install run test lab bench clean
+.PHONY: install run test lab bench clean browser
 
 install: $(STAMP)
 
@@ -44,14 +44,22 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(OUT),--out $(OUT))
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+
+# The JupyterLab panel test drives Debian's Chromium; install it when missing and we may (root + apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) ; } || \
+	  echo "chromium is not installed: the JupyterLab panel test will be skipped (install Debian's 'chromium' package)"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(TEST_ENV) $(PY) benchmarks/capture.py
+	$(TEST_ENV) $(PY) benchmarks/heads.py
+	$(TEST_ENV) $(PY) benchmarks/steering_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

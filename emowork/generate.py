@@ -127,23 +127,30 @@ def _batch_size(handle: "ModelHandle", batch_size: int | str, config: DecodingCo
     return CPU_GENERATION_BATCH if handle.device.type == "cpu" else 128
 
 
-@torch.inference_mode()
-def _generate_batch(handle: "ModelHandle", prompts: list[str], indices: list[int], config: DecodingConfig,
-                    stops: list[int], intervention: InterventionFactory | None) -> list[Generation]:
-    enc = handle.encode(prompts)
-    T = int(enc["input_ids"].shape[1])
+def generation_kwargs(handle: "ModelHandle", config: DecodingConfig, stops: list[int] | None = None) -> dict[str, Any]:
+    """The keyword arguments of ``hf_model.generate`` for ``config`` (shared by batched and streamed generation)."""
     kwargs: dict[str, Any] = {
         "max_new_tokens": config.max_new_tokens,
         "do_sample": config.do_sample,
-        "eos_token_id": stops,
+        "eos_token_id": stops if stops is not None else stop_token_ids(handle.tokenizer),
         "pad_token_id": handle.tokenizer.pad_token_id,
         "repetition_penalty": config.repetition_penalty if config.repetition_penalty is not None else 1.0,
     }
     if config.do_sample:
         kwargs.update(temperature=config.temperature, top_p=config.top_p, top_k=0)
-        torch.manual_seed(config.seed + indices[0])
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+@torch.inference_mode()
+def _generate_batch(handle: "ModelHandle", prompts: list[str], indices: list[int], config: DecodingConfig,
+                    stops: list[int], intervention: InterventionFactory | None) -> list[Generation]:
+    enc = handle.encode(prompts)
+    T = int(enc["input_ids"].shape[1])
+    kwargs = generation_kwargs(handle, config, stops)
+    if config.do_sample:
+        torch.manual_seed(config.seed + indices[0])
     context = intervention(T, indices) if intervention is not None else nullcontext()
     with context:
         out = handle.hf_model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)

@@ -7,5 +7,6 @@ from .activation_explorer import ActivationExplorer
 from .dataset_browser import DatasetBrowser
 from .draft_review import DraftReviewer
 from .reply_browser import ReplyBrowser
+from .steering import SteeringPanel
 
-__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer", "ReplyBrowser"]
+__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer", "ReplyBrowser", "SteeringPanel"]

@@ -1,0 +1,116 @@
+"""Streamed generation of one reply: tokens arrive through a callback, a request can be cancelled mid-way, and the
+residual that produced each token can be recorded. Same decoding arguments and intervention path as
+:func:`emowork.generate.generate`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from .generate import DecodingConfig, InterventionFactory, generation_kwargs, stop_token_ids
+from .interventions import attach_hooks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .handle import ModelHandle
+
+
+@dataclass
+class StreamResult:
+    """One streamed reply: text, its tokens as strings, the recorded residuals, timing, and how it ended."""
+
+    text: str
+    tokens: list[str]
+    token_ids: list[int]
+    residuals: list[torch.Tensor] = field(default_factory=list)  # [d_model] per generated token: the state that produced it
+    ttft_s: float = float("nan")
+    seconds: float = 0.0
+    finished: bool = False
+    cancelled: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decoding speed after the first token (tokens 2..n over their time)."""
+        if len(self.token_ids) < 2 or self.seconds <= self.ttft_s:
+            return float("nan")
+        return (len(self.token_ids) - 1) / (self.seconds - self.ttft_s)
+
+
+class _Streamer:
+    """A transformers streamer: receives the prompt ids first, then each new token id."""
+
+    def __init__(self, on_token: Callable[[int], None]) -> None:
+        self.on_token = on_token
+        self.seen_prompt = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.seen_prompt:
+            self.seen_prompt = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.on_token(int(token))
+
+    def end(self) -> None:
+        pass
+
+
+class _Cancel:
+    """A stopping criterion that ends generation once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+@torch.inference_mode()
+def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig = DecodingConfig(),
+                    intervention: InterventionFactory | None = None, on_token: Callable[[str, int], None] | None = None,
+                    cancel: threading.Event | None = None, record_layer: int | None = None) -> StreamResult:
+    """Generate one reply to ``prompt`` token by token.
+
+    ``on_token(text_so_far, n_tokens)`` is called after every token; setting ``cancel`` stops at the next token;
+    ``record_layer`` records resid_post of that layer at the position that produced each token.
+    """
+    from transformers import StoppingCriteriaList
+
+    enc = handle.encode([prompt])
+    T = int(enc["input_ids"].shape[1])
+    stops = stop_token_ids(handle.tokenizer)
+    ids: list[int] = []
+    residuals: list[torch.Tensor] = []
+    start = time.perf_counter()
+    first: list[float] = []
+
+    def token_arrived(token: int) -> None:
+        if not first:
+            first.append(time.perf_counter() - start)
+        if token in stops:
+            return
+        ids.append(token)
+        if on_token is not None:
+            on_token(handle.tokenizer.decode(ids, skip_special_tokens=True), len(ids))
+
+    hooks = []
+    if record_layer is not None:
+        hooks.append((f"blocks.{record_layer}.hook_resid_post", lambda act, hook: residuals.append(act[0, -1].float().cpu())))
+    kwargs = generation_kwargs(handle, config, stops)
+    if config.do_sample:
+        torch.manual_seed(config.seed)
+    event = cancel or threading.Event()
+    context = intervention(T, [0]) if intervention is not None else nullcontext()
+    with context, attach_hooks(handle, hooks):
+        out = handle.hf_model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                       streamer=_Streamer(token_arrived), stopping_criteria=StoppingCriteriaList([_Cancel(event)]),
+                                       **kwargs)
+    seconds = time.perf_counter() - start
+    new = out[0, T:].tolist()
+    finished = any(t in stops for t in new)
+    return StreamResult(handle.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                        [handle.tokenizer.decode([t]) for t in ids], ids, residuals[: len(ids)],
+                        first[0] if first else float("nan"), seconds, finished, event.is_set())
