@@ -45,7 +45,7 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(OUT),--out $(OUT))
 
 test: $(STAMP) browser
-	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q
 
 # The JupyterLab panel test drives Debian's Chromium; install it when missing and we may (root + apt).
 browser:

@@ -51,13 +51,13 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
     for name, (prompts, make) in conditions.items():
         if make is None:  # the same tags as the elicitation run and the unsteered sweep: their replies are reused
             replies = generate_cached(handle, prompts, config, tag=f"elicit:{EMOTION_SYSTEM}" if "elicited" in name else "neutral",
-                                      progress=False)
+                                      progress=progress, desc=name)
         else:
             row_edits = [[make(e, emotions.index(e))] for _, e in items]
             chosen = hashlib.sha256(repr([(r[0].layer, r[0].indices, r[0].operation) for r in row_edits]).encode()).hexdigest()[:12]
             factory = lambda T, idx, _r=row_edits: edits_at_prompt_end(handle, [_r[i] for i in idx], T)  # noqa: E731
             replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}", variants=[e for _, e in items],
-                                      intervention=factory, progress=False)
+                                      intervention=factory, progress=progress, desc=name)
         accepted = judge.accept([r.text for r in replies], [e for _, e in items])
         mean, low, high = bootstrap_ci(accepted.tolist(), [g.group_id for g, _ in items])
         out["conditions"][name] = {"accuracy": mean, "low": low, "high": high, "n": len(items)}
