@@ -40,7 +40,7 @@ def main() -> None:
     loop = head_importance_masking_loop(handle, directions, prompts, emotion, layers, args.method)
     loop_s = time.perf_counter() - start
     start = time.perf_counter()
-    captured = collect_samples(handle, groups, emotions=[emotion], progress=False)  # includes the capture pass
+    captured = collect_samples(handle, groups, emotions=[emotion], progress=False, cache=False)  # the forward pass counts
     fast = head_importance(handle, directions, captured, args.method)
     fast_s = time.perf_counter() - start
     diff = float((fast.per_sample[:, 0][:, layers] - loop).abs().max())

@@ -7,19 +7,7 @@ from emowork.elicitation import ElicitationResult, run_elicitation
 from emowork.emotions import EMOTIONS
 from emowork.generate import DecodingConfig, Generation
 from emowork.generation_cache import GenerationStore, generate_cached
-from emowork.judge import Judge
-
-
-class KeywordJudge(Judge):
-    """Accepts a reply for emotion e when the reply's length mod 6 points at e: arbitrary but deterministic."""
-
-    name, version, threshold = "keyword", "test", 0.5
-
-    def scores(self, texts):
-        out = np.zeros((len(texts), 6))
-        for i, t in enumerate(texts):
-            out[i, len(t) % 6] = 0.9
-        return out
+from .helpers import LengthJudge
 
 
 def count_generations(monkeypatch):
@@ -37,7 +25,7 @@ def count_generations(monkeypatch):
 def test_elicitation_rows_accuracy_and_complete_groups(tiny_llama, fresh_cache, monkeypatch):
     groups = load_sev("analysis").select(per_theme=1).groups[:4]
     config = DecodingConfig(max_new_tokens=6)
-    result = run_elicitation(tiny_llama, groups, KeywordJudge(), config, progress=False)
+    result = run_elicitation(tiny_llama, groups, LengthJudge(), config, progress=False)
     assert len(result) == 24 and [r["emotion"] for r in result.rows[:6]] == list(EMOTIONS)
     expected = [len(r["reply"]) % 6 == EMOTIONS.index(r["emotion"]) for r in result.rows]
     assert [r["accepted"] for r in result.rows] == expected
@@ -53,13 +41,13 @@ def test_elicitation_rows_accuracy_and_complete_groups(tiny_llama, fresh_cache, 
     assert matrix.sum() == 24 and labels[-1] == "neutral"
 
     calls = count_generations(monkeypatch)
-    again = run_elicitation(tiny_llama, groups, KeywordJudge(), config, progress=False)
+    again = run_elicitation(tiny_llama, groups, LengthJudge(), config, progress=False)
     assert calls == [] and [r["reply"] for r in again.rows] == [r["reply"] for r in result.rows]
 
 
 def test_result_roundtrip(tiny_llama, fresh_cache, tmp_path):
     groups = load_sev("test").groups[:1]
-    result = run_elicitation(tiny_llama, groups, KeywordJudge(), DecodingConfig(max_new_tokens=3), progress=False)
+    result = run_elicitation(tiny_llama, groups, LengthJudge(), DecodingConfig(max_new_tokens=3), progress=False)
     result.save(tmp_path / "e.jsonl")
     loaded = ElicitationResult.load(tmp_path / "e.jsonl")
     assert loaded.rows == result.rows and loaded.summary()["accuracy"] == result.summary()["accuracy"]

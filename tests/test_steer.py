@@ -7,7 +7,7 @@ from emowork.data import load_sev
 from emowork.errors import SiteError
 from emowork.fluency import is_degenerate, repeated_ngram_share, reply_perplexity
 from emowork.generate import DecodingConfig, generate
-from emowork.judge import Judge
+from .helpers import LengthJudge
 from emowork.steer import SteeringSetting, layer_window, steered_generate, steering, steering_factory
 from emowork.steering_sweep import run_sweep
 
@@ -101,16 +101,6 @@ def test_repetition_measures():
     assert repeated_ngram_share("I'm sure you're right. " * 6) > 0.7
     assert is_degenerate("") and is_degenerate("2018-2018-2018-2018-2018-2018-2018-2018")
     assert not is_degenerate("That sounds like a fair outcome, and the landlord acted quickly.")
-
-
-class LengthJudge(Judge):
-    name, version, threshold = "length", "t", 0.5
-
-    def scores(self, texts):
-        out = np.zeros((len(texts), 6))
-        for i, t in enumerate(texts):
-            out[i, len(t) % 6] = 0.9
-        return out
 
 
 def test_sweep_structure_and_best_rule(tiny_llama, tiny_dirs, fresh_cache):

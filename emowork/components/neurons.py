@@ -53,12 +53,16 @@ class NeuronContributions:
         return rows
 
 
+@torch.inference_mode()
 def neuron_contributions(handle: "ModelHandle", directions: "EmotionDirections", samples: "ComponentSamples",
                          site: str = "mlp") -> NeuronContributions:
     """Contributions ``c = H * (W_out v)`` of every neuron of every layer, for every emotion; see the module doc."""
     H = samples.acts["mlp_post"]  # [G, E, L, d_mlp]
-    W = torch.stack([handle.W_out(layer).detach().float().cpu() for layer in range(handle.facts.n_layers)])  # [L, d_mlp, D]
     V = directions.directions[site][[directions.emotions.index(e) for e in samples.emotions]]  # [E, L, D]
-    beta = torch.einsum("lmd,eld->elm", W, V)  # [E, L, d_mlp]
+    # beta = W_out v, one layer at a time on the model's device (no full copy of every W_out on the CPU).
+    beta = torch.stack([
+        (V[:, layer].to(handle.device, torch.float32) @ handle.W_out(layer).detach().float().T).cpu()
+        for layer in range(handle.facts.n_layers)
+    ], dim=1)  # [E, L, d_mlp]
     c = H * beta.unsqueeze(0)  # [G, E, L, d_mlp]
     return NeuronContributions(list(samples.emotions), beta, c.mean(0), c.std(0) if c.shape[0] > 1 else torch.zeros_like(c[0]))

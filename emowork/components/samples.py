@@ -47,12 +47,13 @@ class ComponentSamples:
 
 
 def collect_samples(handle: "ModelHandle", groups: Sequence["Group"], emotions: Sequence[str] | None = None,
-                    template: str = EMOTION_SYSTEM, progress: bool = True) -> ComponentSamples:
-    """Capture the four sites at the last prompt token for every group x emotion (cached on disk)."""
+                    template: str = EMOTION_SYSTEM, progress: bool = True, cache: bool = True) -> ComponentSamples:
+    """Capture the four sites at the last prompt token for every group x emotion (cached on disk unless ``cache``
+    is False)."""
     chosen = check_emotions(emotions)
     groups = list(groups)
     batch = build_prompts(handle, groups, chosen, template)
-    acts = capture(handle, batch.texts, list(SAMPLE_SITES), progress=progress, desc="component samples")
+    acts = capture(handle, batch.texts, list(SAMPLE_SITES), cache=cache, progress=progress, desc="component samples")
     G, E = len(groups), len(chosen)
     shaped = {site: t.reshape(G, E, *t.shape[1:]) for site, t in acts.items()}
     prompts = [batch.texts[g * E:(g + 1) * E] for g in range(G)]
