@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Literal, Protocol
 
 
 import torch
@@ -22,8 +22,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
     from .judge import Judge
 
-Method = Literal["direction", "prompt"]
-METHODS: dict[str, str] = {"direction": "direction steering", "prompt": "prompt instruction"}
+Method = Literal["direction", "prompt", "circuit"]
+METHODS: dict[str, str] = {"direction": "direction steering", "prompt": "prompt instruction", "circuit": "circuit modulation"}
+
+
+class Circuit(Protocol):
+    """What the panel needs from an emotion circuit: a context that modulates it while a prompt is processed.
+
+    ``modulate(handle, emotion, prompt_length, scale)`` returns a context manager active during generation (like
+    :func:`emowork.steer.steering`); ``scale`` is the panel's strength slider.
+    """
+
+    def modulate(self, handle: "ModelHandle", emotion: str, prompt_length: int, scale: float) -> ContextManager[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -63,9 +73,10 @@ class LiveSteering:
     """Generates baseline and steered replies for requests; the baseline is cached per (message, system, limits)."""
 
     def __init__(self, handle: "ModelHandle", directions: "EmotionDirections", judge: "Judge | str | None" = "default",
-                 gauge_layer: int | None = None) -> None:
+                 gauge_layer: int | None = None, circuit: Circuit | None = None) -> None:
         self.handle = handle
         self.directions = directions
+        self.circuit = circuit
         self._judge = judge
         self.gauge_layer = readout_layer(handle.facts.n_layers) if gauge_layer is None else gauge_layer
         self._baselines: dict[tuple[str, str, int, int], StreamResult] = {}
@@ -78,6 +89,11 @@ class LiveSteering:
 
             self._judge = load_judge(self._judge)
         return self._judge
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods available: circuit modulation only when a circuit was given."""
+        return ["direction", "prompt"] + (["circuit"] if self.circuit is not None else [])
 
     def default_layers(self, start: float = 0.4, stop: float = 0.7) -> tuple[int, int]:
         """A mid-depth window (the paper's 11-20 of 28, scaled to this model) as an inclusive range."""
@@ -93,8 +109,9 @@ class LiveSteering:
             from .errors import SiteError
 
             raise SiteError(f"layer range {request.layers} is impossible: the model has layers 0..{n - 1}")
-        if request.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        if request.method not in self.methods:
+            raise ValueError(f"method must be one of {', '.join(self.methods)}"
+                             + ("" if self.circuit is not None else " ('circuit' needs a circuit)"))
         emotion = check_emotion(request.emotion) if request.emotion is not None else None
         return replace(request, emotion=emotion)
 
@@ -158,6 +175,10 @@ class LiveSteering:
             layers = list(range(request.layers[0], request.layers[1] + 1))
             intervention = lambda T, idx: steering(self.handle, self.directions, request.emotion, layers,  # noqa: E731
                                                    request.strength, T, request.mode)
+        elif request.method == "circuit":
+            circuit = self.circuit
+            assert circuit is not None
+            intervention = lambda T, idx: circuit.modulate(self.handle, request.emotion, T, request.strength)  # noqa: E731
         with self.lock:
             result = stream_generate(self.handle, prompt, self._config(request), intervention=intervention, on_token=on_token,
                                      cancel=cancel, record_layer=self.gauge_layer)
@@ -174,6 +195,8 @@ class LiveSteering:
         if request.method == "prompt":
             prompts = [self.handle.format_chat(request.message, system_instruction(EMOTION_SYSTEM, e)) for e in EMOTIONS]
             factory = None
+        elif request.method == "circuit":
+            raise ValueError("the compare view steers with directions or prompts; run circuit modulation per emotion")
         else:
             prompts = [self.handle.format_chat(request.message, request.system)] * len(EMOTIONS)
             setting = SteeringSetting(request.layers[0] / n, (request.layers[1] + 1) / n, request.strength, request.mode)
@@ -190,4 +213,4 @@ class LiveSteering:
         return out
 
 
-__all__ = ["LiveSteering", "SteeringRequest", "LiveReply", "METHODS"]
+__all__ = ["LiveSteering", "SteeringRequest", "LiveReply", "METHODS", "Circuit"]

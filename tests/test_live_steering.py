@@ -8,7 +8,7 @@ from emowork.directions import extract
 from emowork.errors import SiteError
 from emowork.generate import DecodingConfig, generate
 from emowork.live_steering import LiveSteering, SteeringRequest
-from emowork.steer import SteeringSetting, steered_generate
+from emowork.steer import SteeringSetting, steered_generate, steering
 from emowork.streaming import stream_generate
 from widgets.steering import SteeringPanel, reply_html, scores_html
 
@@ -104,3 +104,29 @@ def test_html_helpers():
 
     reply = LiveReply("hi <b>", ["hi"], [0.5], {"anger": 0.7, "fear": 0.1}, True)
     assert "&lt;b&gt;" in reply_html("t", reply.text) and "expresses anger" in scores_html(reply, "anger")
+
+
+def test_circuit_method_appears_only_with_a_circuit(setup):
+    from contextlib import contextmanager
+
+    handle, directions = setup
+    used = []
+
+    class FakeCircuit:
+        @contextmanager
+        def modulate(self, handle, emotion, prompt_length, scale):
+            used.append((emotion, prompt_length, scale))
+            with steering(handle, directions, emotion, [1, 2], 10.0, prompt_length):
+                yield
+
+    plain = SteeringPanel(handle, directions, judge=None)
+    plain._build()
+    assert "circuit modulation" not in plain.method.options
+    with pytest.raises(ValueError, match="needs a circuit"):
+        plain.generate("Hi", "anger", method="circuit", layers=(1, 2), max_new_tokens=4)
+    panel = SteeringPanel(handle, directions, judge=None, circuit=FakeCircuit())
+    panel._build()
+    assert "circuit modulation" in panel.method.options
+    out = panel.generate("I went to the bank.", "fear", 2.0, (1, 2), method="circuit", max_new_tokens=8)
+    assert used and used[0][0] == "fear" and used[0][2] == 2.0
+    assert out["steered"].text != out["baseline"].text

@@ -48,7 +48,7 @@ class SteeringPanel:
 
     def __init__(self, handle: ModelHandle, directions: Any, judge: Any = "default", dataset: Any = None,
                  circuit: Any = None) -> None:
-        self.engine = LiveSteering(handle, directions, judge)
+        self.engine = LiveSteering(handle, directions, judge, circuit=circuit)
         self.handle = handle
         self.dataset = dataset
         self.circuit = circuit
@@ -85,7 +85,7 @@ class SteeringPanel:
         self.strength = w.FloatSlider(value=4.0, min=0.0, max=16.0, step=0.5, description="strength", continuous_update=False,
                                       tooltip="alpha: the added vector is alpha x rms(h) x direction")
         self.layers = w.IntRangeSlider(value=(first, last), min=0, max=n - 1, description="layers", continuous_update=False)
-        methods = [METHODS["direction"], METHODS["prompt"]] + (["circuit modulation"] if self.circuit is not None else [])
+        methods = [METHODS[m] for m in self.engine.methods]  # circuit modulation only when a circuit was given
         self.method = w.ToggleButtons(options=methods, description="method")
         self.mode = w.ToggleButtons(options=list(MODES), description="positions")
         scenarios = [NONE] + ([g.group_id for g in self.dataset.groups] if self.dataset is not None else [])
