@@ -7,6 +7,8 @@ Paths, same prompt (a neutral test-split prompt), greedy, best of ``--repeats``:
   generate_wrapped  plain ``generate`` on the model as wrapped by TransformerBridge (its hook points in place)
   unsteered         the panel's path (streamer, cancel check, per-token gauge recording), no steering
   steered           the panel's path with direction steering at the last prompt token over a mid-depth window
+  *_bridge          the same two through the bridge-wrapped model (``handle.fast_generation = False``); the panel
+                    path runs on the unwrapped model (emowork.unwrapped: same weights, plain forward hooks)
 The last line is JSON: {"device", "generate": {"ttft_s", "tokens_per_s"}, "steered": {...}, ...}.
 """
 
@@ -99,15 +101,18 @@ def main() -> None:
     original = streaming.generation_kwargs
     streaming.generation_kwargs = lambda h, c, s=None: kwargs  # same fixed-length decoding for the panel path
     try:
-        for name, emotion in (("unsteered", None), ("steered", "anger")):
-            runs = []
-            for _ in range(args.repeats):
-                request = SteeringRequest(message, emotion, 4.0, layers, max_new_tokens=args.tokens)
-                reply = engine.steered(request, judge=False) if emotion else _fresh_baseline(engine, request)
-                runs.append((reply.ttft_s, reply.tokens_per_s))
-            results[name] = best(runs)
+        for fast, suffix in ((True, ""), (False, "_bridge")):
+            handle.fast_generation = fast
+            for name, emotion in (("unsteered", None), ("steered", "anger")):
+                runs = []
+                for _ in range(args.repeats):
+                    request = SteeringRequest(message, emotion, 4.0, layers, max_new_tokens=args.tokens)
+                    reply = engine.steered(request, judge=False) if emotion else _fresh_baseline(engine, request)
+                    runs.append((reply.ttft_s, reply.tokens_per_s))
+                results[name + suffix] = best(runs)
     finally:
         streaming.generation_kwargs = original
+        handle.fast_generation = True
     print(handle)
     print(f"batch 1, {args.tokens} new tokens, best of {args.repeats}")
     for name, r in results.items():

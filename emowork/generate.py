@@ -1,8 +1,9 @@
 """Batched generation with one decoding configuration shared by every compared method.
 
-Prompts are left-padded and grouped by length; generation runs through the wrapped Hugging Face model's
-``generate`` (the TransformerBridge hook points inside it still fire, so interventions apply), stops at the end
-of the assistant turn, and is reproducible: greedy by default, and sampling is seeded per prompt.
+Prompts are left-padded and grouped by length; generation runs through Hugging Face ``generate``, stops at the
+end of the assistant turn, and is reproducible: greedy by default, and sampling is seeded per prompt. The model it
+runs is :func:`generation_model`'s choice: the unwrapped model (same weights, no bridge overhead) when the
+intervention touches only the residual stream, else the wrapped model, whose TransformerBridge hook points fire.
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ class Generation:
 # A factory of intervention contexts: given the padded prompt length T of a batch (and the batch's prompt
 # indices), return a context manager active during that batch's generation (e.g. a steering hook).
 InterventionFactory = Callable[[int, list[int]], ContextManager[Any]]
+
+
+def generation_model(handle: "ModelHandle", intervention_state: Any = None, intervened: bool = False) -> torch.nn.Module:
+    """The model to run ``generate`` on: the unwrapped model (:mod:`emowork.unwrapped`) when
+    ``handle.fast_generation`` is on and either nothing intervenes or the intervention's context object says its
+    hooks are on the unwrapped model too (``plain_ready``, e.g. :func:`emowork.interventions.add_to_residual`);
+    otherwise the wrapped model, where every TransformerBridge hook point fires."""
+    from .unwrapped import unwrapped_model
+
+    if handle.fast_generation and (not intervened or getattr(intervention_state, "plain_ready", False)):
+        return unwrapped_model(handle)
+    return handle.hf_model
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:
@@ -152,8 +165,9 @@ def _generate_batch(handle: "ModelHandle", prompts: list[str], indices: list[int
     if config.do_sample:
         torch.manual_seed(config.seed + indices[0])
     context = intervention(T, indices) if intervention is not None else nullcontext()
-    with context:
-        out = handle.hf_model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
+    with context as state:
+        model = generation_model(handle, state, intervened=intervention is not None)
+        out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
     new = out[:, T:].tolist()
     generations = []
     stop_set = set(stops)

@@ -51,6 +51,9 @@ class ModelHandle:
         fingerprint: 16 hex digits from the config and a weight hash; the key of every cache entry.
         fingerprint_info: the dict the fingerprint was computed from.
         device, dtype: where and in which precision the weights are.
+        fast_generation: when True (the default), generation without interventions, or with interventions on
+            the residual stream only (steering), runs on the unwrapped model (:mod:`emowork.unwrapped`: the same
+            weights without the bridge's per-module overhead); set False to always generate through the bridge.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class ModelHandle:
         self.device: torch.device = first.device
         self.dtype: torch.dtype = first.dtype
         self._adds_bos = _tokenizer_adds_bos(tokenizer)
+        self.fast_generation = True
 
     # ----------------------------------------------------------------- description
     def __repr__(self) -> str:

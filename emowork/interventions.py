@@ -5,12 +5,13 @@ token" is index ``T-1`` in the first (prefill) pass and absent afterwards. :clas
 before every pass of the decoder stack, how many tokens the cache already holds, which gives the absolute
 (left-padded) positions the pass computes. :func:`add_to_residual` uses it to add vectors at the chosen
 absolute positions through TransformerBridge hook points, which fire whether the forward is the bridge's
-or the wrapped Hugging Face model's own (``hf_model.generate``).
+or the wrapped Hugging Face model's own (``hf_model.generate``), and, for the residual-stream sites, through plain
+forward hooks on the unwrapped model (:mod:`emowork.unwrapped`) that fast generation runs.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 import torch
@@ -55,20 +56,25 @@ class PositionTracker:
     current pass (``offset .. offset + seq - 1``, where ``offset`` is the KV cache length before the pass).
     """
 
-    def __init__(self, handle: "ModelHandle") -> None:
-        self.module = handle.base_model()
+    def __init__(self, handle: "ModelHandle", unwrapped: bool = False) -> None:
+        self.modules = [handle.base_model()]
+        if unwrapped:
+            from .unwrapped import base_model
+
+            self.modules.append(base_model(handle))
         self.offset = 0
         self.length = 0
-        self._handle: Any = None
+        self.plain_ready = False  # set by add_to_residual when the unwrapped model's hooks are attached too
+        self._handles: list[Any] = []
 
     def __enter__(self) -> "PositionTracker":
-        self._handle = self.module.register_forward_pre_hook(self._before, with_kwargs=True)
+        self._handles = [module.register_forward_pre_hook(self._before, with_kwargs=True) for module in self.modules]
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _before(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         tokens = kwargs.get("input_ids")
@@ -117,17 +123,68 @@ def add_to_residual(
     With ``relative`` the vector is multiplied by the RMS of the activation it is added to (per row and position),
     so ``alpha * v`` with unit ``v`` adds ``alpha * rms(h) * v`` (METHOD.md's steering). Works for a single full
     forward, a cached prefill + decode loop, and ``hf_model.generate``. Yields the position tracker. Sites:
-    ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` (added into the residual).
+    ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` (added into the residual). For ``resid_pre`` and
+    ``resid_post`` the same additions are hooked into the unwrapped model as well (``tracker.plain_ready`` is then
+    True), so fast generation (:func:`emowork.generate.generation_model`) applies them too.
     """
     if site not in WRITABLE_SITES:
         raise ValueError(f"Cannot add to site {site!r}: use one of {', '.join(WRITABLE_SITES)} (resid_mid is read-only).")
-    tracker = PositionTracker(handle)
+    plain = site in PLAIN_SITES and handle.fast_generation
+    tracker = PositionTracker(handle, unwrapped=plain)
     hooks = []
+    adders = {}
     for layer, vector in vectors.items():
         vec = vector.to(handle.device, handle.dtype)
-        hooks.append((SITE_HOOKS[site].format(layer=layer), _adder(vec, tracker, prompt_length, mode, relative)))
-    with tracker, attach_hooks(handle, hooks):
+        adders[layer] = _adder(vec, tracker, prompt_length, mode, relative)
+        hooks.append((SITE_HOOKS[site].format(layer=layer), adders[layer]))
+    with tracker, attach_hooks(handle, hooks), attach_plain_hooks(handle, site, adders) if plain else nullcontext():
+        tracker.plain_ready = plain
         yield tracker
+
+
+PLAIN_SITES = ("resid_pre", "resid_post")
+
+
+@contextmanager
+def attach_plain_hooks(handle: "ModelHandle", site: str, hooks: dict[int, Any]) -> Iterator[None]:
+    """Attach ``fn(act, hook) -> act | None`` (TransformerLens signature; ``hook`` is None) to the unwrapped model's
+    decoder layers: ``resid_pre`` is a layer's input, ``resid_post`` its output. Removed on exit."""
+    from .unwrapped import decoder_layer
+
+    if site not in PLAIN_SITES:
+        raise ValueError(f"the unwrapped model has hooks for {PLAIN_SITES} only, not {site!r}")
+    handles = []
+    try:
+        for layer, fn in hooks.items():
+            module = decoder_layer(handle, layer)
+            if site == "resid_post":
+                handles.append(module.register_forward_hook(_output_hook(fn)))
+            else:
+                handles.append(module.register_forward_pre_hook(_input_hook(fn), with_kwargs=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _output_hook(fn: Any) -> Any:
+    def hook(module: torch.nn.Module, args: tuple, output: Any) -> Any:
+        hidden = output[0] if isinstance(output, tuple) else output
+        new = fn(hidden, None)
+        if new is None or new is hidden:
+            return None
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+    return hook
+
+
+def _input_hook(fn: Any) -> Any:
+    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
+        if args:
+            new = fn(args[0], None)
+            return None if new is None or new is args[0] else ((new, *args[1:]), kwargs)
+        new = fn(kwargs["hidden_states"], None)
+        return None if new is None else (args, {**kwargs, "hidden_states": new})
+    return hook
 
 
 def _adder(vector: torch.Tensor, tracker: PositionTracker, prompt_length: int, mode: PositionMode, relative: bool) -> Any:

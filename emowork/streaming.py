@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from .generate import DecodingConfig, InterventionFactory, generation_kwargs, stop_token_ids
-from .interventions import attach_hooks
+from .generate import DecodingConfig, InterventionFactory, generation_kwargs, generation_model, stop_token_ids
+from .interventions import attach_hooks, attach_plain_hooks
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
@@ -96,18 +96,24 @@ def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig =
         if on_token is not None:
             on_token(handle.tokenizer.decode(ids, skip_special_tokens=True), len(ids))
 
-    hooks = []
-    if record_layer is not None:
-        hooks.append((f"blocks.{record_layer}.hook_resid_post", lambda act, hook: residuals.append(act[0, -1].float().cpu())))
     kwargs = generation_kwargs(handle, config, stops)
     if config.do_sample:
         torch.manual_seed(config.seed)
     event = cancel or threading.Event()
     context = intervention(T, [0]) if intervention is not None else nullcontext()
-    with context, attach_hooks(handle, hooks):
-        out = handle.hf_model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                       streamer=_Streamer(token_arrived), stopping_criteria=StoppingCriteriaList([_Cancel(event)]),
-                                       **kwargs)
+    record = lambda act, hook: residuals.append(act[0, -1].float().cpu())  # noqa: E731
+    with context as state:
+        model = generation_model(handle, state, intervened=intervention is not None)
+        if record_layer is None:
+            recording = nullcontext()
+        elif model is handle.hf_model:
+            recording = attach_hooks(handle, [(f"blocks.{record_layer}.hook_resid_post", record)])
+        else:
+            recording = attach_plain_hooks(handle, "resid_post", {record_layer: record})
+        with recording:
+            out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 streamer=_Streamer(token_arrived), stopping_criteria=StoppingCriteriaList([_Cancel(event)]),
+                                 **kwargs)
     seconds = time.perf_counter() - start
     new = out[0, T:].tolist()
     finished = any(t in stops for t in new)

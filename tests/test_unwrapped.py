@@ -1,0 +1,79 @@
+"""Fast generation on the unwrapped model must give exactly what the bridge-wrapped model gives."""
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from emowork.components.editing import Edit, edits_at_prompt_end
+from emowork.generate import DecodingConfig, generate, generation_model
+from emowork.interventions import add_to_residual
+from emowork.streaming import stream_generate
+from emowork.unwrapped import decoder_layer, unwrapped_model
+
+
+@contextmanager
+def bridge_only(handle):
+    handle.fast_generation = False
+    try:
+        yield
+    finally:
+        handle.fast_generation = True
+
+
+def prompts(handle):
+    return [handle.format_chat(t) for t in ("Hi", "Tell me about the weather in spring.", "I lost my keys at the station.")]
+
+
+def test_unwrapped_model_shares_the_weights_and_gives_the_same_logits(tiny):
+    plain = unwrapped_model(tiny)
+    assert unwrapped_model(tiny) is plain
+    wrapped = {t.data_ptr() for t in tiny.hf_model.parameters()}
+    assert all(p.data_ptr() in wrapped for p in plain.parameters())  # no copy
+    assert not any(t.is_meta for t in plain.state_dict().values())
+    enc = tiny.encode(prompts(tiny))
+    with torch.inference_mode():
+        a = tiny.hf_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        b = plain(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+    assert (a - b).abs().max().item() < 1e-4
+    assert len({id(decoder_layer(tiny, layer)) for layer in range(tiny.facts.n_layers)}) == tiny.facts.n_layers
+
+
+@pytest.mark.parametrize("mode", ["last_prompt", "from_last_prompt"])
+@pytest.mark.parametrize("site", ["resid_post", "resid_pre"])
+def test_steered_generation_is_the_same_on_both_paths(tiny_llama, mode, site):
+    handle = tiny_llama
+    layer = handle.facts.n_layers // 2
+    vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(0))
+    factory = lambda T, idx: add_to_residual(handle, {layer: 4.0 * vector / vector.norm()}, T, mode=mode, site=site, relative=True)  # noqa: E731
+    config = DecodingConfig(max_new_tokens=10)
+    fast = generate(handle, prompts(handle), config, intervention=factory, batch_size=3, progress=False)
+    with bridge_only(handle):
+        slow = generate(handle, prompts(handle), config, intervention=factory, batch_size=3, progress=False)
+    plain = generate(handle, prompts(handle), config, batch_size=3, progress=False)
+    assert [g.text for g in fast] == [g.text for g in slow]
+    assert [g.text for g in fast] != [g.text for g in plain]  # the steering did something
+
+
+def test_streamed_gauge_is_the_same_on_both_paths(tiny_llama):
+    handle = tiny_llama
+    prompt = prompts(handle)[1]
+    fast = stream_generate(handle, prompt, DecodingConfig(max_new_tokens=8), record_layer=2)
+    with bridge_only(handle):
+        slow = stream_generate(handle, prompt, DecodingConfig(max_new_tokens=8), record_layer=2)
+    assert fast.token_ids == slow.token_ids and len(fast.residuals) == len(slow.residuals) > 0
+    assert max((a - b).abs().max().item() for a, b in zip(fast.residuals, slow.residuals)) < 1e-4
+
+
+def test_interventions_on_other_sites_run_through_the_bridge(tiny_llama):
+    handle = tiny_llama
+    with add_to_residual(handle, {0: torch.zeros(handle.facts.d_model)}, 3, site="resid_post") as state:
+        assert generation_model(handle, state, intervened=True) is unwrapped_model(handle)
+    with add_to_residual(handle, {0: torch.zeros(handle.facts.d_model)}, 3, site="mlp_out") as state:
+        assert generation_model(handle, state, intervened=True) is handle.hf_model
+    edit = Edit("neuron", 1, (0, 1), "ablate")
+    with edits_at_prompt_end(handle, [edit], 3) as state:
+        assert generation_model(handle, state, intervened=True) is handle.hf_model
+    assert generation_model(handle) is unwrapped_model(handle)
+    with bridge_only(handle):
+        assert generation_model(handle) is handle.hf_model
