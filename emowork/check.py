@@ -3,7 +3,12 @@
 Each check compares two tensors and reports the largest absolute error and the largest error relative to
 the reference tensor's scale (max |a - b| / max |b|, per layer, worst layer). Tolerances on that relative
 error, per dtype: float32 1e-4, float16 1e-2, bfloat16 3e-2 (bf16 keeps ~3 significant digits; sums over
-heads and padded batches reorder additions).
+heads reorder additions). Comparisons of two runs through the whole stack (KV cache against none, a padded
+batch against one prompt) get a looser half-precision tolerance, float16 5e-2 and bfloat16 1e-1: half-precision
+kernels round differently for different shapes and the difference grows layer by layer (5.3e-2 on a random-weight
+Llama-3.2-3B shape in bf16 on an H200, 2026-11-26), while a hook in the wrong place gives errors of order 1.
+Steering at 4 x rms must move the next-token logits by at least 5% of their scale, and by more than twice the
+end-to-end tolerance, to count as "it does something" (measured: 1.24 on the embedded model).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
 DEFAULT_PROMPT = "I handed in the signed lease at the housing office this morning and the clerk filed it."
 DEFAULT_SYSTEM = "Keep the reply to at most two sentences."
-# Steering must move the next-token logits by at least this many tolerances to count as "it does something".
-MIN_EFFECT_IN_TOLERANCES = 100.0
+END_TO_END_TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float16: 5e-2, torch.bfloat16: 1e-1}
+# Steering must change the next-token logits by at least this fraction of their scale (and 2 x the end-to-end tolerance).
+MIN_STEERING_EFFECT = 0.05
 STEER_STRENGTH = 4.0  # x rms of the residual at the steered layer
 
 
@@ -195,9 +201,10 @@ def run_check(handle: "ModelHandle", prompt: str | None = None) -> CheckReport:
     results.append(_guard("mlp_post W_out + b_out = mlp_out", tol, mlp_identity))
     post_rms = stack("resid_post")[:, -1].pow(2).mean(-1).sqrt()  # [n_layers]
     del cache
-    results += _guard_many(["steering: KV cache = no cache", "steering changes the next-token logits"], tol,
-                           lambda: _steering_checks(handle, enc, post_rms, tol))
-    results.append(_guard("batched (left-padded) = unbatched", tol, lambda: _batch_check(handle, text, tol)))
+    whole = END_TO_END_TOLERANCES[handle.dtype]
+    results += _guard_many(["steering: KV cache = no cache", "steering changes the next-token logits"], whole,
+                           lambda: _steering_checks(handle, enc, post_rms, whole))
+    results.append(_guard("batched (left-padded) = unbatched", whole, lambda: _batch_check(handle, text, whole)))
     report.results = results
     return report
 
@@ -255,7 +262,7 @@ def _steering_checks(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_r
         f"layers {min(vectors)}-{max(vectors)}, prefill whole/split + 1 decode step",
     )
     effect = (full - plain).abs().max().item() / max(plain.abs().max().item(), 1e-12)
-    need = MIN_EFFECT_IN_TOLERANCES * tol
+    need = max(MIN_STEERING_EFFECT, 2 * tol)
     changed = CheckResult(
         "steering changes the next-token logits", effect >= need, (full - plain).abs().max().item(), effect, need,
         f"relative change must be >= {need:.0e} (strength {STEER_STRENGTH:g} x rms)",
