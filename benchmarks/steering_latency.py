@@ -7,8 +7,12 @@ Paths, same prompt (a neutral test-split prompt), greedy, best of ``--repeats``:
   generate_wrapped  plain ``generate`` on the model as wrapped by TransformerBridge (its hook points in place)
   unsteered         the panel's path (streamer, cancel check, per-token gauge recording), no steering
   steered           the panel's path with direction steering at the last prompt token over a mid-depth window
-  *_bridge          the same two through the bridge-wrapped model (``handle.fast_generation = False``); the panel
-                    path runs on the unwrapped model (emowork.unwrapped: same weights, plain forward hooks)
+  generate_static   plain ``generate`` on the copy with a static KV cache (on CUDA transformers compiles the step)
+  *_dynamic         the panel's path on the unwrapped model (emowork.unwrapped: same weights, plain forward hooks)
+  *_static          the same with the static cache and persistent steering slots (emowork.static_steering)
+  *_bridge          the same through the bridge-wrapped model (``handle.fast_generation = False``)
+"unsteered"/"steered" repeat the panel's default (``handle.static_cache``, off unless set). Each path
+gets one untimed warm-up call (its time is printed as "first call": it includes any compilation).
 The last line is JSON: {"device", "generate": {"ttft_s", "tokens_per_s"}, "steered": {...}, ...}.
 """
 
@@ -90,37 +94,65 @@ def main() -> None:
                            handle.hf_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False))
     print(f"unwrapped copy gives the same greedy tokens as the wrapped model: {same}")
 
+    print(handle)
     engine = LiveSteering(handle, directions, judge=None)
     layers = engine.default_layers()
+    default_static = handle.static_cache
     results: dict[str, dict[str, float]] = {}
+    first_call: dict[str, float] = {}
     timed_generate(plain, ids, kwargs)  # warm-up
     results["generate"] = best([timed_generate(plain, ids, kwargs) for _ in range(args.repeats)])
+    _row("generate", results, first_call)
+    static_kwargs = {**kwargs, "cache_implementation": "static"}
+    started = time.perf_counter()
+    timed_generate(plain, ids, static_kwargs)  # warm-up; on CUDA transformers compiles the decoding step here
+    first_call["generate_static"] = time.perf_counter() - started
+    results["generate_static"] = best([timed_generate(plain, ids, static_kwargs) for _ in range(args.repeats)])
+    _row("generate_static", results, first_call)
     results["generate_wrapped"] = best([timed_generate(handle.hf_model, ids, kwargs) for _ in range(args.repeats)])
+    _row("generate_wrapped", results, first_call)
     import emowork.streaming as streaming
 
     original = streaming.generation_kwargs
-    streaming.generation_kwargs = lambda h, c, s=None: kwargs  # same fixed-length decoding for the panel path
+    streaming.generation_kwargs = lambda h, c, s=None: dict(kwargs)  # same fixed-length decoding for the panel path
     try:
-        for fast, suffix in ((True, ""), (False, "_bridge")):
-            handle.fast_generation = fast
+        for suffix, fast, static in (("_dynamic", True, False), ("_static", True, True), ("_bridge", False, False)):
+            handle.fast_generation, handle.static_cache = fast, static
             for name, emotion in (("unsteered", None), ("steered", "anger")):
-                runs = []
-                for _ in range(args.repeats):
-                    request = SteeringRequest(message, emotion, 4.0, layers, max_new_tokens=args.tokens)
-                    reply = engine.steered(request, judge=False) if emotion else _fresh_baseline(engine, request)
-                    runs.append((reply.ttft_s, reply.tokens_per_s))
-                results[name + suffix] = best(runs)
+                request = SteeringRequest(message, emotion, 4.0, layers, max_new_tokens=args.tokens)
+                started = time.perf_counter()
+                _panel(engine, request)  # warm-up (compilation, for the static cache on CUDA)
+                first_call[name + suffix] = time.perf_counter() - started
+                results[name + suffix] = best([_panel(engine, request) for _ in range(args.repeats)])
+                _row(name + suffix, results, first_call)
     finally:
         streaming.generation_kwargs = original
-        handle.fast_generation = True
-    print(handle)
-    print(f"batch 1, {args.tokens} new tokens, best of {args.repeats}")
-    for name, r in results.items():
-        print(f"{name:<17} ttft {r['ttft_s'] * 1000:7.1f} ms   {r['tokens_per_s']:7.1f} tokens/s")
+        handle.fast_generation, handle.static_cache = True, default_static
+    default = "_static" if default_static else "_dynamic"
+    results["unsteered"], results["steered"] = results["unsteered" + default], results["steered" + default]
+    print(f"batch 1, {args.tokens} new tokens, best of {args.repeats} after one warm-up call; "
+          f"the panel's default: {'static' if default_static else 'dynamic'} cache")
     ratio = results["steered"]["tokens_per_s"] / results["generate"]["tokens_per_s"]
-    print(f"steered / plain generate tokens/s: {ratio:.2f}")
+    print(f"steered (panel default) / plain generate tokens/s: {ratio:.2f}")
     print(json.dumps({"device": torch.cuda.get_device_name(0) if handle.device.type == "cuda" else str(handle.device),
-                      **results, "steered_over_generate": ratio}))
+                      **results, "steered_over_generate": ratio, "first_call_s": first_call}))
+
+
+def _row(name: str, results: dict[str, dict[str, float]], first_call: dict[str, float]) -> None:
+    """Print one measured path as soon as it is done (so a run cut short still reports what it measured)."""
+    r = results[name]
+    warm = f"   first call {first_call[name]:6.2f} s" if name in first_call else ""
+    print(f"{name:<18} ttft {r['ttft_s'] * 1000:7.1f} ms   {r['tokens_per_s']:7.1f} tokens/s{warm}", flush=True)
+
+
+def _panel(engine: LiveSteering, request: SteeringRequest) -> tuple[float, float]:
+    """(ttft_s, tokens_per_s) of one panel reply (the baseline cache cleared for unsteered requests)."""
+    if request.emotion is None:
+        engine._baselines.clear()
+        reply = engine.baseline(request, judge=False)
+    else:
+        reply = engine.steered(request, judge=False)
+    return reply.ttft_s, reply.tokens_per_s
 
 
 def _original_state(handle: emowork.ModelHandle) -> dict[str, torch.Tensor]:
@@ -129,11 +161,6 @@ def _original_state(handle: emowork.ModelHandle) -> dict[str, torch.Tensor]:
     for name, tensor in handle.hf_model.state_dict().items():
         state[name.replace("._original_component", "")] = tensor
     return state
-
-
-def _fresh_baseline(engine: LiveSteering, request: SteeringRequest):
-    engine._baselines.clear()
-    return engine.baseline(request, judge=False)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ class ModelHandle:
         fast_generation: when True (the default), generation without interventions, or with interventions on
             the residual stream only (steering), runs on the unwrapped model (:mod:`emowork.unwrapped`: the same
             weights without the bridge's per-module overhead); set False to always generate through the bridge.
+        static_cache: when True (default False), :func:`emowork.streaming.stream_generate` decodes unsteered or
+            direction-steered replies with a static KV cache, which transformers compiles on CUDA
+            (:mod:`emowork.static_steering`); the first such reply pays for the compilation. Opt-in until its
+            speed on a large model is measured (see the README).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class ModelHandle:
         self.dtype: torch.dtype = first.dtype
         self._adds_bos = _tokenizer_adds_bos(tokenizer)
         self.fast_generation = True
+        self.static_cache = False
 
     # ----------------------------------------------------------------- description
     def __repr__(self) -> str:

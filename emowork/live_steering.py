@@ -14,7 +14,7 @@ from .components.dose_response import readout_layer
 from .emotions import EMOTIONS, check_emotion
 from .generate import DecodingConfig
 from .prompts import EMOTION_SYSTEM, NEUTRAL_SYSTEM, system_instruction
-from .steer import steering
+from .steer import residual_steer
 from .streaming import StreamResult, stream_generate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,18 +170,17 @@ class LiveSteering:
         if request.emotion is None:
             return self.baseline(request, on_token, cancel, judge)
         prompt = self.prompts(request)[1]
-        intervention = None
+        intervention = steer = None
         if request.method == "direction":
             layers = list(range(request.layers[0], request.layers[1] + 1))
-            intervention = lambda T, idx: steering(self.handle, self.directions, request.emotion, layers,  # noqa: E731
-                                                   request.strength, T, request.mode)
+            steer = residual_steer(self.handle, self.directions, request.emotion, layers, request.strength, request.mode)
         elif request.method == "circuit":
             circuit = self.circuit
             assert circuit is not None
             intervention = lambda T, idx: circuit.modulate(self.handle, request.emotion, T, request.strength)  # noqa: E731
         with self.lock:
             result = stream_generate(self.handle, prompt, self._config(request), intervention=intervention, on_token=on_token,
-                                     cancel=cancel, record_layer=self.gauge_layer)
+                                     cancel=cancel, record_layer=self.gauge_layer, steer=steer)
         return self._reply(result, request.emotion, prompt, judge)
 
     def compare(self, request: SteeringRequest) -> dict[str, LiveReply]:

@@ -19,6 +19,7 @@ from .interventions import PositionMode, add_to_residual
 
 if TYPE_CHECKING:  # pragma: no cover
     from .directions import EmotionDirections
+    from .static_steering import ResidualSteer
     from .handle import ModelHandle
 
 
@@ -65,6 +66,16 @@ def steering(handle: "ModelHandle", directions: "EmotionDirections", emotion: st
 
     ``emotion`` is one name, or one name per batch row (each row steered towards its own emotion).
     """
+    vectors = steering_vectors(handle, directions, emotion, layers, alpha, site)
+    with add_to_residual(handle, vectors, prompt_length, mode=mode, site="resid_post", relative=True) as tracker:
+        yield tracker
+
+
+def steering_vectors(handle: "ModelHandle", directions: "EmotionDirections", emotion: str | Sequence[str],
+                     layers: Sequence[int], alpha: float, site: str = "mlp") -> dict[int, Any]:
+    """``{layer: alpha * v[emotion, layer]}``: ``[d_model]`` for one emotion, ``[n, d_model]`` for one per row.
+
+    Raises :class:`~emowork.errors.SiteError` for layers the model does not have."""
     n_layers = handle.facts.n_layers
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
@@ -74,9 +85,17 @@ def steering(handle: "ModelHandle", directions: "EmotionDirections", emotion: st
     else:
         rows = [directions.emotions.index(check_emotion(e)) for e in emotion]
     table = directions.directions[site][rows]  # [rows, L, D]
-    vectors = {layer: alpha * (table[0, layer] if isinstance(emotion, str) else table[:, layer]) for layer in layers}
-    with add_to_residual(handle, vectors, prompt_length, mode=mode, site="resid_post", relative=True) as tracker:
-        yield tracker
+    return {layer: alpha * (table[0, layer] if isinstance(emotion, str) else table[:, layer]) for layer in layers}
+
+
+def residual_steer(handle: "ModelHandle", directions: "EmotionDirections", emotion: str, layers: Sequence[int],
+                   alpha: float, mode: PositionMode = "last_prompt", site: str = "mlp") -> "ResidualSteer":
+    """The same steering as :func:`steering` for one emotion, as a declarative
+    :class:`~emowork.static_steering.ResidualSteer` (what :func:`emowork.streaming.stream_generate` can run with a
+    static KV cache)."""
+    from .static_steering import ResidualSteer
+
+    return ResidualSteer(steering_vectors(handle, directions, emotion, layers, alpha, site), mode)
 
 
 def steering_factory(handle: "ModelHandle", directions: "EmotionDirections", emotions: Sequence[str],

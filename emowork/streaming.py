@@ -14,9 +14,11 @@ import torch
 
 from .generate import DecodingConfig, InterventionFactory, generation_kwargs, generation_model, stop_token_ids
 from .interventions import attach_hooks, attach_plain_hooks
+from .static_steering import record_residuals, static_cache, steering_slots
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
+    from .static_steering import ResidualSteer
 
 
 @dataclass
@@ -71,14 +73,20 @@ class _Cancel:
 @torch.inference_mode()
 def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig = DecodingConfig(),
                     intervention: InterventionFactory | None = None, on_token: Callable[[str, int], None] | None = None,
-                    cancel: threading.Event | None = None, record_layer: int | None = None) -> StreamResult:
+                    cancel: threading.Event | None = None, record_layer: int | None = None,
+                    steer: "ResidualSteer | None" = None) -> StreamResult:
     """Generate one reply to ``prompt`` token by token.
 
     ``on_token(text_so_far, n_tokens)`` is called after every token; setting ``cancel`` stops at the next token;
-    ``record_layer`` records resid_post of that layer at the position that produced each token.
+    ``record_layer`` records resid_post of that layer at the position that produced each token. Steer either with
+    ``steer`` (a declarative residual steering) or with any ``intervention``, not both. Unsteered or ``steer``-ed
+    replies decode with a static KV cache when ``handle.static_cache`` is on (:mod:`emowork.static_steering`);
+    the gauge is then recomputed after decoding by one teacher-forced pass.
     """
     from transformers import StoppingCriteriaList
 
+    if steer is not None and intervention is not None:
+        raise ValueError("give either steer or intervention, not both")
     enc = handle.encode([prompt])
     T = int(enc["input_ids"].shape[1])
     stops = stop_token_ids(handle.tokenizer)
@@ -97,9 +105,32 @@ def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig =
             on_token(handle.tokenizer.decode(ids, skip_special_tokens=True), len(ids))
 
     kwargs = generation_kwargs(handle, config, stops)
+    kwargs.update(streamer=_Streamer(token_arrived), stopping_criteria=StoppingCriteriaList([_Cancel(cancel or threading.Event())]))
     if config.do_sample:
         torch.manual_seed(config.seed)
-    event = cancel or threading.Event()
+    inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    if handle.static_cache and handle.fast_generation and intervention is None:
+        out = _static_generate(handle, inputs, kwargs, T + config.max_new_tokens, steer)
+        seconds = time.perf_counter() - start
+        if record_layer is not None:
+            residuals = record_residuals(handle, out, T, len(ids), record_layer, steer)
+    else:
+        if steer is not None:
+            intervention = steer.intervention(handle)
+        out = _dynamic_generate(handle, inputs, kwargs, T, intervention, record_layer, residuals)
+        seconds = time.perf_counter() - start
+    new = out[0, T:].tolist()
+    finished = any(t in stops for t in new)
+    cancelled = kwargs["stopping_criteria"][0].event.is_set()
+    return StreamResult(handle.tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                        [handle.tokenizer.decode([t]) for t in ids], ids, residuals[: len(ids)],
+                        first[0] if first else float("nan"), seconds, finished, cancelled)
+
+
+def _dynamic_generate(handle: "ModelHandle", inputs: dict[str, torch.Tensor], kwargs: dict[str, Any], T: int,
+                      intervention: InterventionFactory | None, record_layer: int | None,
+                      residuals: list[torch.Tensor]) -> torch.Tensor:
+    """``generate`` with a dynamic cache on the model :func:`generation_model` picks; records into ``residuals``."""
     context = intervention(T, [0]) if intervention is not None else nullcontext()
     record = lambda act, hook: residuals.append(act[0, -1].float().cpu())  # noqa: E731
     with context as state:
@@ -111,12 +142,17 @@ def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig =
         else:
             recording = attach_plain_hooks(handle, "resid_post", {record_layer: record})
         with recording:
-            out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                 streamer=_Streamer(token_arrived), stopping_criteria=StoppingCriteriaList([_Cancel(event)]),
-                                 **kwargs)
-    seconds = time.perf_counter() - start
-    new = out[0, T:].tolist()
-    finished = any(t in stops for t in new)
-    return StreamResult(handle.tokenizer.decode(ids, skip_special_tokens=True).strip(),
-                        [handle.tokenizer.decode([t]) for t in ids], ids, residuals[: len(ids)],
-                        first[0] if first else float("nan"), seconds, finished, event.is_set())
+            return model.generate(**inputs, **kwargs)
+
+
+def _static_generate(handle: "ModelHandle", inputs: dict[str, torch.Tensor], kwargs: dict[str, Any], length: int,
+                     steer: "ResidualSteer | None") -> torch.Tensor:
+    """``generate`` on the unwrapped model with the handle's static cache and steering slots loaded with ``steer``."""
+    from .unwrapped import unwrapped_model
+
+    slots = steering_slots(handle)
+    slots.load(steer)
+    try:
+        return unwrapped_model(handle).generate(**inputs, past_key_values=static_cache(handle, length), **kwargs)
+    finally:
+        slots.load(None)

@@ -77,3 +77,58 @@ def test_interventions_on_other_sites_run_through_the_bridge(tiny_llama):
     assert generation_model(handle) is unwrapped_model(handle)
     with bridge_only(handle):
         assert generation_model(handle) is handle.hf_model
+
+
+@contextmanager
+def static(handle):
+    handle.static_cache = True
+    try:
+        yield
+    finally:
+        handle.static_cache = False
+
+
+@pytest.mark.parametrize("mode", ["last_prompt", "from_last_prompt"])
+def test_static_cache_streaming_equals_dynamic_with_the_same_gauge(tiny_llama, mode):
+    """The static path (slots + reused static cache + teacher-forced gauge) must reproduce the dynamic one."""
+    from emowork.static_steering import ResidualSteer
+
+    handle = tiny_llama
+    vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(1))
+    steers = [ResidualSteer({1: 30.0 * vector / vector.norm(), 2: 10.0 * vector / vector.norm()}, mode),
+              ResidualSteer({2: -6.0 * vector / vector.norm()}, mode), None]
+    config = DecodingConfig(max_new_tokens=10)
+    for prompt in prompts(handle)[1:]:
+        for steer in steers:  # several calls: the slots and the reused cache must not leak between them
+            dynamic = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+            with static(handle):
+                fixed = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+            assert fixed.token_ids == dynamic.token_ids
+            assert len(fixed.residuals) == len(dynamic.residuals) == len(fixed.token_ids)
+            assert max((a - b).abs().max().item() for a, b in zip(fixed.residuals, dynamic.residuals)) < 1e-4
+    with static(handle):
+        steered = stream_generate(handle, prompts(handle)[1], config, steer=steers[0])
+        assert steered.token_ids != stream_generate(handle, prompts(handle)[1], config).token_ids
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_compiled_static_steering_on_cuda_matches_the_dynamic_path():
+    """On CUDA transformers compiles the static-cache decoding step (CUDA graphs): the slots, loaded in place between
+    calls, must still steer every call as the dynamic path does."""
+    import emowork
+    from emowork.static_steering import ResidualSteer
+
+    handle = emowork.load_model("tiny-llama", device="cuda", dtype="float32")
+    handle.static_cache = True
+    vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(1)).cuda()
+    config = DecodingConfig(max_new_tokens=12)
+    prompt = prompts(handle)[1]
+    for steer in (ResidualSteer({1: 30.0 * vector / vector.norm()}, "from_last_prompt"), None,
+                  ResidualSteer({2: -20.0 * vector / vector.norm()}, "last_prompt"),
+                  ResidualSteer({1: 30.0 * vector / vector.norm()}, "from_last_prompt")):
+        fixed = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+        handle.static_cache = False
+        dynamic = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+        handle.static_cache = True
+        assert fixed.token_ids == dynamic.token_ids, steer
+        assert max((a - b).abs().max().item() for a, b in zip(fixed.residuals, dynamic.residuals)) < 1e-3
