@@ -19,6 +19,7 @@ The last line is JSON: {"device", "generate": {"ttft_s", "tokens_per_s"}, "steer
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -30,6 +31,7 @@ from emowork.directions import extract
 from emowork.generate import DecodingConfig, generation_kwargs
 from emowork.live_steering import LiveSteering, SteeringRequest
 from emowork.prompts import NEUTRAL_SYSTEM
+from emowork.unwrapped import unwrapped_model
 
 
 class _FirstToken:
@@ -81,13 +83,8 @@ def main() -> None:
     kwargs["eos_token_id"] = None  # always decode the full length, so every path does the same amount of work
     kwargs["min_new_tokens"] = args.tokens
 
-    # An unwrapped copy: the same weights without the bridge's components.
-    from transformers import AutoModelForCausalLM
-
-    plain = AutoModelForCausalLM.from_config(handle.hf_model.config).to(handle.device, handle.dtype).eval()
-    missing, _ = plain.load_state_dict(_original_state(handle), strict=False)
-    if [k for k in missing if "rotary" not in k]:
-        raise RuntimeError(f"could not copy the weights into the unwrapped model: missing {missing[:5]}")
+    # An independent copy of the unwrapped model: the same weights in a plain transformers model of their own.
+    plain = copy.deepcopy(unwrapped_model(handle))
     plain.generation_config.pad_token_id = handle.tokenizer.pad_token_id
     with torch.inference_mode():
         same = torch.equal(plain.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False),
@@ -153,14 +150,6 @@ def _panel(engine: LiveSteering, request: SteeringRequest) -> tuple[float, float
     else:
         reply = engine.steered(request, judge=False)
     return reply.ttft_s, reply.tokens_per_s
-
-
-def _original_state(handle: emowork.ModelHandle) -> dict[str, torch.Tensor]:
-    """The wrapped model's parameters under their original Hugging Face names."""
-    state = {}
-    for name, tensor in handle.hf_model.state_dict().items():
-        state[name.replace("._original_component", "")] = tensor
-    return state
 
 
 if __name__ == "__main__":

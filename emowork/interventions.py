@@ -187,6 +187,11 @@ def _input_hook(fn: Any) -> Any:
     return hook
 
 
+def residual_rms(act: torch.Tensor) -> torch.Tensor:
+    """Root mean square over the last dimension, kept as ``[..., 1]`` in ``act``'s dtype (computed in float32)."""
+    return act.float().pow(2).mean(-1, keepdim=True).sqrt().to(act.dtype)
+
+
 def _adder(vector: torch.Tensor, tracker: PositionTracker, prompt_length: int, mode: PositionMode, relative: bool) -> Any:
     def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
         mask = position_mask(tracker.positions(), prompt_length, mode)  # on the CPU: no device sync
@@ -194,6 +199,6 @@ def _adder(vector: torch.Tensor, tracker: PositionTracker, prompt_length: int, m
             return act
         shaped = vector if vector.dim() == 1 else vector[:, None, :]
         if relative:
-            shaped = shaped * act.float().pow(2).mean(-1, keepdim=True).sqrt().to(act.dtype)
+            shaped = shaped * residual_rms(act)
         return act + mask.to(act.device, act.dtype)[None, :, None] * shaped
     return hook

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .interventions import PositionMode, add_to_residual, attach_plain_hooks
+from .interventions import PositionMode, add_to_residual, attach_plain_hooks, residual_rms
 
 if TYPE_CHECKING:  # pragma: no cover
     from .generate import InterventionFactory
@@ -65,11 +65,9 @@ class SteeringSlots:
             vector = self.vectors[layer]
             if hidden.shape[1] > 1:  # prefill: the last prompt token only
                 last = hidden[:, -1:]
-                rms = last.float().pow(2).mean(-1, keepdim=True).sqrt().to(hidden.dtype)
-                new = torch.cat([hidden[:, :-1], last + rms * vector], dim=1)
+                new = torch.cat([hidden[:, :-1], last + residual_rms(last) * vector], dim=1)
             else:  # one decoded token
-                rms = hidden.float().pow(2).mean(-1, keepdim=True).sqrt().to(hidden.dtype)
-                new = hidden + self.every_token * rms * vector
+                new = hidden + self.every_token * residual_rms(hidden) * vector
             return (new, *output[1:]) if isinstance(output, tuple) else new
         return hook
 
