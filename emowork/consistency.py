@@ -71,16 +71,22 @@ class LabelledSet:
 
 
 def natural_texts(split: str = "heldout", goemotions: str | None = None, goemotions_per_emotion: int = 50,
-                  seed: int = 0) -> list[LabelledSet]:
-    """The in-domain replies of ``split`` (``"heldout"``, ``"train"`` or ``"all"``), emotion rows only, and, when a
-    GoEmotions folder is given, ``goemotions_per_emotion`` single-label test comments per emotion (seeded sample)."""
-    import json
+                  seed: int = 0, replies_per_emotion: int | None = None) -> list[LabelledSet]:
+    """The judge's labelled replies of ``split`` (``"heldout"``: the writers held out of the judge's training,
+    ``"train"`` or ``"all"``), emotion rows only, and, when a GoEmotions folder is given, ``goemotions_per_emotion``
+    single-label test comments per emotion (seeded sample). ``replies_per_emotion`` keeps a seeded sample of that many
+    replies per emotion (all when None)."""
+    from .judge.labels import CLASSES, load_goemotions, read_replies
 
-    from .judge.labels import CLASSES, default_in_domain_path, load_goemotions
-
-    rows = [json.loads(line) for line in default_in_domain_path().read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if r["emotion"] != "neutral" and (split == "all" or r["split"] == split)]
-    sets = [LabelledSet([r["text"] for r in rows], [r["emotion"] for r in rows], f"in-domain {split}", [r["context"] for r in rows])]
+    rows = [r for r in read_replies() if r["emotion"] != "neutral" and (split == "all" or r["split"] == split)]
+    if replies_per_emotion is not None:
+        rng = np.random.default_rng(seed)
+        keep: list[int] = []
+        for emotion in EMOTIONS:
+            idx = [i for i, r in enumerate(rows) if r["emotion"] == emotion]
+            keep += sorted(rng.choice(idx, size=min(replies_per_emotion, len(idx)), replace=False).tolist())
+        rows = [rows[i] for i in sorted(keep)]
+    sets = [LabelledSet([r["text"] for r in rows], [r["emotion"] for r in rows], f"judge replies ({split})", [r["context"] for r in rows])]
     if goemotions:
         test = load_goemotions(goemotions, "test")
         rng = np.random.default_rng(seed)

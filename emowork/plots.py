@@ -269,3 +269,32 @@ def neuron_box(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
         fig.add_box(x=[r["emotion"] for r in sel], y=[r["activation"] for r in sel], name=valence, boxpoints="all", jitter=0.3)
     fig.update_layout(title=title, boxmode="group", yaxis_title="activation at the last prompt token", height=430)
     return fig
+
+
+def judge_validation_figure(report: Any) -> go.Figure:
+    """A judge measured against reference labels (:class:`~emowork.judge.validate.JudgeValidation`).
+
+    Left: agreement per target emotion and overall, with 95% intervals. Right: how often the judge and the reference
+    accept, per emotion and overall (a judge that is too strict sits below the reference).
+    """
+    from plotly.subplots import make_subplots
+
+    names = [*report.by_emotion, "all"]
+    rows = [*report.by_emotion.values(), {"n": report.n, **report.overall}]
+
+    def bars(key: str, name: str, color: str) -> go.Bar:
+        rates = [r[key] for r in rows]
+        return go.Bar(x=names, y=[r.value for r in rates], name=name, marker_color=color,
+                      error_y={"type": "data", "symmetric": False, "array": [r.high - r.value for r in rates],
+                               "arrayminus": [r.value - r.low for r in rates]},
+                      hovertext=[f"n={r['n']}" for r in rows])
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("agreement with the reference", "acceptance rate"))
+    fig.add_trace(bars("agreement", "agreement", "#4a78c2"), row=1, col=1)
+    fig.add_trace(bars("reference_accept", "reference accepts", "#7f7f7f"), row=1, col=2)
+    fig.add_trace(bars("judge_accept", "judge accepts", "#e07b39"), row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], title_text="share (95% bootstrap interval)", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    fig.update_layout(title=f"{report.judge.get('name')} against the reference on {report.n} replies "
+                            f"(kappa {report.overall['kappa'].value:.2f})", barmode="group", height=430)
+    return fig

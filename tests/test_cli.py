@@ -24,7 +24,11 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert elicitation["n_prompts"] == 6 * 24 and 0 <= elicitation["accuracy"] <= 1
     assert set(elicitation["accuracy_by_emotion"]) == {"anger", "sadness", "happiness", "fear", "surprise", "disgust"}
     assert isinstance(elicitation["complete_groups"], list)
-    assert {"name", "version", "threshold", "macro_f1"} <= set(record["judge"])
+    judge = record["judge"]
+    assert {"name", "version", "threshold", "rule", "heldout_accuracy", "heldout_writers"} <= set(judge)
+    measured, card = judge["heldout_accuracy_6way_measured"], judge["card_heldout_accuracy"]
+    assert judge["matches_card"] is True and card["low"] <= measured["value"] <= card["high"]
+    assert judge["n_emotion_replies"] > 0 and judge["n_style_neutral_replies"] > 0
     assert (out / "artifacts" / "elicitation.jsonl").exists()
     directions = record["directions"]
     n_layers = record["model"]["facts"]["n_layers"]
@@ -72,6 +76,15 @@ def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, 
     record = read(out / "run.json")
     assert record["complete"] is False and "error" in record
     assert "stopped" in (out / "report.html").read_text()
+
+
+def test_judge_stage_fails_when_the_judge_does_not_match_its_card(tmp_path, monkeypatch, capsys):
+    from emowork.judge import EmbeddingJudge
+
+    monkeypatch.setattr(EmbeddingJudge, "heldout_accuracy", lambda self: {"value": 0.999, "low": 0.998, "high": 1.0})
+    assert main(["run", "--model", "tiny-llama", "--fast", "--stages", "judge", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "outside its model card's 95% interval" in err and "stopped" in err
 
 
 def test_bad_inputs_exit_2_with_a_message(tmp_path, capsys):

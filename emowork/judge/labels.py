@@ -14,19 +14,27 @@ GOEMOTIONS_NAMES = {"joy": "happiness"}  # GoEmotions' Ekman mapping calls happi
 
 @dataclass
 class LabelledTexts:
-    """Texts with a class index into :data:`CLASSES` each, and where they came from."""
+    """Texts with a class index into :data:`CLASSES` each, and where they came from.
+
+    ``groups``: what rows must not be split across folds by (the writer, for the project's replies);
+    ``kinds``: ``in_register`` (an emotion reply) or ``style_neutral`` (emotional content, neutral style), when known.
+    """
 
     texts: list[str]
     labels: list[int]
     source: str
-    groups: list[str] | None = None  # e.g. the situation a reply answers (for grouped cross-validation)
+    groups: list[str] | None = None
+    kinds: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, keep: list[int]) -> "LabelledTexts":
+        def pick(values: list[str] | None) -> list[str] | None:
+            return [values[i] for i in keep] if values else None
+
         return LabelledTexts([self.texts[i] for i in keep], [self.labels[i] for i in keep], self.source,
-                             [self.groups[i] for i in keep] if self.groups else None)
+                             pick(self.groups), pick(self.kinds))
 
 
 def load_goemotions(folder: str | Path, split: str) -> LabelledTexts:
@@ -53,18 +61,27 @@ def load_goemotions(folder: str | Path, split: str) -> LabelledTexts:
     return LabelledTexts(texts, labels, f"goemotions-{split}")
 
 
-def load_in_domain(path: str | Path, split: str) -> LabelledTexts:
-    """The project's in-domain replies (``data/judge/in_domain.jsonl``), ``split`` = train or heldout."""
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if r["split"] == split]
+def read_replies(path: str | Path | None = None) -> list[dict]:
+    """Every row of the project's labelled replies (``data/judge/replies.jsonl``; see ``data/README.md``)."""
+    path = Path(path) if path is not None else default_replies_path()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the judge's labelled replies live in data/judge/replies.jsonl of the "
+                                "source tree (pass path= for another copy).")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_replies(split: str, path: str | Path | None = None) -> LabelledTexts:
+    """The project's replies of ``split``: ``"train"`` (training writers), ``"heldout"`` (writers never used in
+    training), or ``"all"``. ``groups`` are the writers, ``kinds`` the row kinds."""
+    rows = [r for r in read_replies(path) if split == "all" or r["split"] == split]
     if not rows:
-        raise ValueError(f"{path} has no rows with split {split!r}")
-    return LabelledTexts([r["text"] for r in rows], [CLASSES.index(r["emotion"]) for r in rows], f"in-domain-{split}",
-                         [r["id"].rsplit("_", 1)[1] for r in rows])
+        raise ValueError(f"the judge's replies have no rows with split {split!r} (use train, heldout or all)")
+    return LabelledTexts([r["text"] for r in rows], [CLASSES.index(r["emotion"]) for r in rows], f"replies-{split}",
+                         [r["writer"] for r in rows], [r["kind"] for r in rows])
 
 
-def default_in_domain_path() -> Path:
-    """``data/judge/in_domain.jsonl`` of the source tree."""
+def default_replies_path() -> Path:
+    """``data/judge/replies.jsonl`` of the source tree."""
     from ..data.sev import data_dir
 
-    return data_dir() / "judge" / "in_domain.jsonl"
+    return data_dir() / "judge" / "replies.jsonl"

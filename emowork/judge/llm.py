@@ -23,17 +23,20 @@ from ..errors import EmoworkError
 from .base import Judge
 
 MATCH_SYSTEM = "You are a careful annotator of the emotional style of short texts. Answer with JSON only."
-MATCH_QUESTION = (
+# The rubric every LLM judge asks (the OpenAI-compatible one here, the local one in local_llm.py); only the answer
+# format differs: JSON over HTTP, a single word whose token probability is read locally.
+MATCH_RUBRIC = (
     "Target emotion: {target}.\n"
     "Consider the STYLE of the text below: its tone and attitude, not whether its content is good or bad news. "
     "Among anger, sadness, happiness, fear, surprise and disgust, does its style match the target emotion?\n"
-    'Answer with exactly {{"match": 1}} or {{"match": 0}}.\n\nText: """{text}"""'
 )
-CLASSIFY_QUESTION = (
+CLASSIFY_RUBRIC = (
     "Consider the STYLE of the text below: its tone and attitude, not whether its content is good or bad news. "
     "Which one of anger, sadness, happiness, fear, surprise, disgust does its style express most?\n"
-    'Answer with exactly {{"emotion": "<one of the six>"}}.\n\nText: """{text}"""'
 )
+TEXT_SLOT = '\n\nText: """{text}"""'
+MATCH_QUESTION = MATCH_RUBRIC + 'Answer with exactly {{"match": 1}} or {{"match": 0}}.' + TEXT_SLOT
+CLASSIFY_QUESTION = CLASSIFY_RUBRIC + 'Answer with exactly {{"emotion": "<one of the six>"}}.' + TEXT_SLOT
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 

