@@ -135,5 +135,12 @@ def test_text_prompts_modes(tiny_llama):
 
 
 def test_natural_texts_exclude_neutral():
+    from emowork.judge.labels import read_replies
+
+    heldout_emotion_rows = [r for r in read_replies() if r["split"] == "heldout" and r["emotion"] != "neutral"]
     (inset,) = C.natural_texts("heldout")
-    assert len(inset.texts) == 150 and "neutral" not in inset.emotions and len(inset.contexts) == 150
+    n = len(heldout_emotion_rows)
+    assert n > 0 and len(inset.texts) == n and "neutral" not in inset.emotions and len(inset.contexts) == n
+    (sample,) = C.natural_texts("heldout", replies_per_emotion=25)
+    assert len(sample.texts) == 150 and all(sample.emotions.count(e) == 25 for e in set(sample.emotions))
+    assert sample.texts == C.natural_texts("heldout", replies_per_emotion=25)[0].texts, "the sample is seeded"
