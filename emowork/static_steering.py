@@ -2,7 +2,7 @@
 
 With a dynamic cache every decoding step is a Python walk over the model; at batch 1 on a GPU that overhead, not the
 arithmetic, sets the speed. A static cache of fixed size lets ``generate`` compile the decoding step (CUDA graphs),
-which ``../shared/device/README.md`` measured at ~4x on an H200. A compiled step cannot run Python that reads tensor
+which notes outside this repository report at ~4x on an H200 (not measured here). A compiled step cannot run Python that reads tensor
 values, nor can its hooks change between calls without a recompilation, so steering here is built differently from
 :func:`emowork.interventions.add_to_residual`:
 

@@ -2,7 +2,7 @@
 
 TransformerBridge wraps each Hugging Face submodule in a component with hook points. That is what makes one hook
 vocabulary work everywhere, but in token-by-token decoding each wrapper adds Python overhead: on a GPU at batch 1
-the wrapped model's ``generate`` runs at a fraction of the plain model's speed (``../shared/device/README.md``). For
+the wrapped model's ``generate`` runs at a fraction of the plain model's speed (see the README's latency table). For
 generation that only needs to read or write the residual stream (plain replies, direction steering, the live
 gauge), :func:`unwrapped_model` gives the same network as a plain ``PreTrainedModel`` whose parameters *are* the
 wrapped model's parameters, and :func:`decoder_layer` finds layer ``L`` in it, so plain PyTorch forward hooks can
