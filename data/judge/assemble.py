@@ -26,6 +26,10 @@ REGISTERS = {
     "w6": "helpful assistant with a tone: practical advice and short lists coloured by the emotion",
     "w7": "mixed length and vivid: one to six sentences, colloquial, exclamations, some emoji and slang",
     "w8": "subtle and mixed: understated or ironic, measured sentences, emotion in framing and word choice",
+    # added after the first fine-tuned judge was measured; they answered groups drawn from w1-w6's (training) groups
+    "w9": "markdown-structured chat assistant: a reacting first line, bold phrases, bullet or numbered lists",
+    "w10": "role-played feelings in the first person, stage directions between asterisks (*sighs*)",
+    "w11": "emotion that builds or sits in one place: calm and practical, emotional in one part of the reply",
 }
 NEGATIVE_TONES = {"anger", "sadness", "fear", "disgust"}
 
@@ -43,7 +47,7 @@ def main(folder: Path) -> None:
                      "kind": "style_neutral" if r["emotion"] == "neutral" else "in_register",
                      "contradicts_valence": contradicts(r["emotion"], r["valence"]), "skeleton_id": None,
                      "valence": r["valence"], "context": r["context"], "text": r["text"]})
-    for writer in sorted(w for w in REGISTERS if w != "w0"):
+    for writer in sorted((w for w in REGISTERS if w != "w0"), key=lambda w: int(w[1:])):
         groups = {g["group"]: g for g in map(json.loads, (folder / f"{writer}_groups.jsonl").read_text().splitlines())}
         replies = [json.loads(line) for line in (folder / f"{writer}_replies.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
         replies.sort(key=lambda r: (r["group"], r["take"], ["anger", "sadness", "happiness", "fear", "surprise", "disgust", "neutral"].index(r["emotion"])))
@@ -65,7 +69,7 @@ def main(folder: Path) -> None:
 def stats(rows: list[dict]) -> str:
     """Counts per writer and label, replies against the event's valence, and lengths, as Markdown."""
     labels = ["anger", "sadness", "happiness", "fear", "surprise", "disgust", "neutral"]
-    writers = sorted({r["writer"] for r in rows})
+    writers = sorted({r["writer"] for r in rows}, key=lambda w: int(w[1:]))
     lines = ["# `replies.jsonl` in numbers", "", "Made by `python data/judge/assemble.py WRITERS_FOLDER` from the rows it wrote.", "",
              "| writer | split | " + " | ".join(labels) + " | tone against valence | words per reply (median, max) |",
              "|" + "---|" * (len(labels) + 4)]
