@@ -43,6 +43,14 @@ class ResidualSteer:
     vectors: dict[int, torch.Tensor]
     mode: PositionMode = "last_prompt"
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("last_prompt", "from_last_prompt"):
+            raise ValueError(f"mode={self.mode!r}: residual steering is 'last_prompt' or 'from_last_prompt'.")
+        for layer, vector in self.vectors.items():
+            if not bool(torch.isfinite(vector).all()):
+                raise ValueError(f"the steering vector for layer {layer} holds NaN or infinite values "
+                                 "(a NaN or infinite strength?); use finite numbers.")
+
     def intervention(self, handle: "ModelHandle") -> "InterventionFactory":
         """The same steering as a dynamic-cache intervention for :func:`emowork.generate.generate`."""
         return lambda T, indices: add_to_residual(handle, self.vectors, T, mode=self.mode, site="resid_post", relative=True)

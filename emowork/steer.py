@@ -7,9 +7,10 @@ every other method, same decoding configuration) via KV-cache-safe hooks, so cac
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, get_args
 
 from .emotions import check_emotion
 from .errors import SiteError
@@ -17,10 +18,33 @@ from .generate import DecodingConfig, Generation, InterventionFactory
 from .generation_cache import generate_cached
 from .interventions import PositionMode, add_to_residual
 
+POSITION_MODES = get_args(PositionMode)
+
 if TYPE_CHECKING:  # pragma: no cover
     from .directions import EmotionDirections
     from .static_steering import ResidualSteer
     from .handle import ModelHandle
+
+
+def check_finite(name: str, value: float) -> float:
+    """``value`` as a float; a clear ``ValueError`` for NaN, infinity or a non-number (they would silently corrupt
+    every activation they touch)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={value!r}: a strength or scale must be a finite number.")
+    return number
+
+
+def check_window(start: float, stop: float) -> None:
+    """A layer window in fractions of depth must satisfy ``0 <= start < stop <= 1`` (finite numbers)."""
+    check_finite("start", start), check_finite("stop", stop)
+    if not 0 <= start < stop <= 1:
+        what = "empty or reversed" if start >= stop else "outside the model"
+        raise SiteError(f"layer window ({start}, {stop}) is {what}: it must satisfy 0 <= start < stop <= 1 "
+                        "(fractions of depth, e.g. (0.4, 0.7)).")
 
 
 def layer_window(n_layers: int, start: float, stop: float) -> list[int]:
@@ -28,8 +52,9 @@ def layer_window(n_layers: int, start: float, stop: float) -> list[int]:
 
     Raises :class:`~emowork.errors.SiteError` for an impossible range.
     """
-    if not 0 <= start < stop <= 1:
-        raise SiteError(f"layer window ({start}, {stop}) must satisfy 0 <= start < stop <= 1 (fractions of depth)")
+    check_window(start, stop)
+    if n_layers < 1:
+        raise SiteError(f"a model with {n_layers} layers has no layer window")
     first = int(round(start * n_layers))
     last = max(first + 1, int(round(stop * n_layers)))
     return list(range(min(first, n_layers - 1), min(last, n_layers)))
@@ -44,6 +69,14 @@ class SteeringSetting:
     alpha: float
     mode: PositionMode = "last_prompt"
     site: str = "mlp"  # which direction site's vectors are added (METHOD: the mlp-site directions at resid_post)
+
+    def __post_init__(self) -> None:
+        check_window(self.start, self.stop)
+        check_finite("alpha", self.alpha)
+        if self.mode not in POSITION_MODES:
+            raise ValueError(f"mode={self.mode!r}: use one of {', '.join(POSITION_MODES)}.")
+        if self.site not in ("attn", "mlp"):
+            raise SiteError(f"site={self.site!r}: steering adds the 'mlp' or 'attn' site's directions.")
 
     def layers(self, n_layers: int) -> list[int]:
         return layer_window(n_layers, self.start, self.stop)
@@ -76,6 +109,9 @@ def steering_vectors(handle: "ModelHandle", directions: "EmotionDirections", emo
     """``{layer: alpha * v[emotion, layer]}``: ``[d_model]`` for one emotion, ``[n, d_model]`` for one per row.
 
     Raises :class:`~emowork.errors.SiteError` for layers the model does not have."""
+    check_finite("alpha", alpha)
+    if not len(layers):
+        raise SiteError("no layers to steer: give at least one layer")
     n_layers = handle.facts.n_layers
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:

@@ -224,6 +224,10 @@ def validate_files(files: dict[str, str | Path], emotion_words: str = "error",
     for name, path in files.items():
         raw[name] = read_records(path)
         report.n_records[name] = len(raw[name])
+        if not raw[name]:
+            report.problems.append(Problem("empty_file", str(path), 0, "", "",
+                                           "the file holds no rows: write one skeleton per line (JSONL), or rows of a CSV "
+                                           "with a header, or a JSON list (see data/README.md for the fields)"))
         problems, skeletons[name] = validate_records(raw[name], str(path), matcher, emotion_words)
         report.problems += problems
     names = list(files)
