@@ -44,7 +44,7 @@ def capture(
     Args:
         handle: a loaded model.
         prompts: texts; they are encoded without adding special tokens.
-        sites: one or more names of :data:`emowork.sites.SITE_HOOKS` (or the METHOD aliases ``attn``, ``mlp``).
+        sites: one or more names of :data:`emowork.sites.SITE_HOOKS` (or the aliases ``attn``, ``mlp`` of docs/method.md section 3).
         positions: ``"last"`` (the last prompt token), a negative offset from the end (``-2``), or a list of them.
         layers: layer indices to read (``None`` = all; negative counts from the end).
         batch_size: prompts per forward pass, or ``"auto"`` (a token budget: 4096 tokens on CPU, from free

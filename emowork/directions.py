@@ -1,4 +1,4 @@
-"""Context-agnostic emotion directions (METHOD.md section 3).
+"""Context-agnostic emotion directions (docs/method.md section 3).
 
 For every group g (a scenario with one outcome) and emotion e, the emotion-elicited prompt is run and the last
 prompt token is read at two sites per layer: ``attn`` = resid_mid (after attention), ``mlp`` = resid_post (after the
@@ -122,7 +122,7 @@ def choose_groups(groups: Sequence["Group"], policy: str | Sequence[str] = "auto
                   min_complete: int = MIN_COMPLETE_GROUPS) -> tuple[list["Group"], str, str]:
     """Pick the groups directions are averaged over; returns ``(groups, policy used, reason)``.
 
-    ``"complete"``: only groups whose six elicited replies were all accepted (METHOD.md); ``"all"``: every group;
+    ``"complete"``: only groups whose six elicited replies were all accepted (docs/method.md section 3); ``"all"``: every group;
     ``"auto"``: complete groups when at least ``min_complete`` exist, else all (small models rarely complete a group);
     a list of group ids: exactly those.
     """
@@ -162,7 +162,7 @@ def capture_emotion_activations(handle: "ModelHandle", groups: Sequence["Group"]
     batch = build_prompts(handle, list(groups), chosen, template)
     unknown = [s for s in sites if s not in METHOD_SITES]
     if unknown:
-        raise ValueError(f"direction sites are {', '.join(METHOD_SITES)} (METHOD.md), not {unknown}")
+        raise ValueError(f"direction sites are {', '.join(METHOD_SITES)} (docs/method.md section 3), not {unknown}")
     acts = capture(handle, batch.texts, [METHOD_SITES[s] for s in sites], cache=cache, progress=progress, desc="directions")
     G, E = len(groups), len(chosen)
     return {s: acts[METHOD_SITES[s]].reshape(G, E, *acts[METHOD_SITES[s]].shape[1:]) for s in sites}

@@ -1,7 +1,7 @@
 """The prompt-elicited run: every group x emotion is generated with the emotion instruction and judged.
 
 Its accuracy is the baseline every control method is compared with, and its complete groups (all six emotions
-accepted) are the input of the direction analysis (METHOD.md sections 2-3).
+accepted) are the input of the direction analysis (docs/method.md, sections 2-3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The six emotions of the method, in METHOD.md's order, and validation of emotion names."""
+"""The six emotions of the method, in the order of docs/method.md section 1, and validation of emotion names."""
 
 from __future__ import annotations
 

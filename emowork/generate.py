@@ -28,7 +28,7 @@ CPU_GENERATION_BATCH = 48
 class DecodingConfig:
     """How replies are decoded. One instance is shared by every method that is compared.
 
-    Greedy with 100 new tokens by default (METHOD.md). ``repetition_penalty`` None means none (1.0).
+    Greedy with 100 new tokens by default (docs/method.md section 2). ``repetition_penalty`` None means none (1.0).
     With ``do_sample`` the generator is seeded with ``seed`` + the prompt's index, so a prompt gets the same
     sample whatever batch it lands in only at batch size 1; batched sampling is reproducible for the same
     prompts and batch size.

@@ -121,7 +121,7 @@ def add_to_residual(
 
     ``prompt_length`` is the padded prompt length ``T`` of the batch (``input_ids.shape[1]`` at prefill).
     With ``relative`` the vector is multiplied by the RMS of the activation it is added to (per row and position),
-    so ``alpha * v`` with unit ``v`` adds ``alpha * rms(h) * v`` (METHOD.md's steering). Works for a single full
+    so ``alpha * v`` with unit ``v`` adds ``alpha * rms(h) * v`` (the steering of docs/method.md section 5). Works for a single full
     forward, a cached prefill + decode loop, and ``hf_model.generate``. Yields the position tracker. Sites:
     ``resid_pre``, ``resid_post``, ``attn_out``, ``mlp_out`` (added into the residual). For ``resid_pre`` and
     ``resid_post`` the same additions are hooked into the unwrapped model as well (``tracker.plain_ready`` is then

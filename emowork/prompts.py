@@ -1,4 +1,4 @@
-"""Prompt builders of METHOD.md: the emotion-elicited prompt and the neutral prompt, in the model's chat format."""
+"""Prompt builders of docs/method.md section 2: the emotion-elicited prompt and the neutral prompt, in the model's chat format."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 EMOTION_SYSTEM = "Always reply in {emotion}.\nKeep the reply to at most two sentences."
 NEUTRAL_SYSTEM = "Keep the reply to at most two sentences."
 
-# Words a template can use: {emotion} (the noun of METHOD.md), {adjective}, {intense}.
+# Words a template can use: {emotion} (the noun of docs/method.md section 2), {adjective}, {intense}.
 EMOTION_WORDS: dict[str, dict[str, str]] = {
     "anger": {"adjective": "angry", "intense": "furious"},
     "sadness": {"adjective": "sad", "intense": "heartbroken"},
@@ -77,7 +77,7 @@ def build_prompts(handle: "ModelHandle", groups: Sequence["Group"], emotions: Se
                   template: str = EMOTION_SYSTEM) -> PromptBatch:
     """Prompts for every group x emotion (group-major: the six emotions of a group are adjacent).
 
-    ``emotions="all"`` gives the six emotions in METHOD order; a list picks some; ``None`` gives one neutral
+    ``emotions="all"`` gives the six emotions in the order of docs/method.md section 1; a list picks some; ``None`` gives one neutral
     prompt per group.
     """
     groups = list(groups)

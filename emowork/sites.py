@@ -6,8 +6,8 @@ One vocabulary for every architecture (the bridge maps each to the model's own m
 site            hook (layer L)                   width                       meaning
 ==============  ===============================  ==========================  ===============================
 resid_pre       blocks.L.hook_resid_pre          d_model                     residual entering block L
-resid_mid       blocks.L.hook_resid_mid          d_model                     after attention is added (METHOD "attn" site)
-resid_post      blocks.L.hook_resid_post         d_model                     after the whole block (METHOD "mlp" site)
+resid_mid       blocks.L.hook_resid_mid          d_model                     after attention is added ("attn" site, docs/method.md section 3)
+resid_post      blocks.L.hook_resid_post         d_model                     after the whole block ("mlp" site, docs/method.md section 3)
 attn_out        blocks.L.hook_attn_out           d_model                     attention sublayer output
 mlp_out         blocks.L.hook_mlp_out            d_model                     MLP sublayer output
 mlp_post        blocks.L.mlp.hook_post           d_mlp                       neuron activations (input of W_out)
@@ -35,7 +35,7 @@ SITE_HOOKS: dict[str, str] = {
     "mlp_post": "blocks.{layer}.mlp.hook_post",
     "z": "blocks.{layer}.attn.hook_z",
 }
-# The two sites of METHOD.md section 3, by the names the paper uses.
+# The two sites of docs/method.md section 3, by the names the paper uses.
 METHOD_SITE_ALIASES = {"attn": "resid_mid", "mlp": "resid_post"}
 
 
@@ -62,7 +62,7 @@ def site_width(site: str, d_model: int, d_mlp: int, n_heads: int, d_head: int) -
 
 
 def resolve_sites(sites: str | Iterable[str], d_model: int, d_mlp: int, n_heads: int, d_head: int) -> list[SiteSpec]:
-    """Validate site names (METHOD aliases ``attn``/``mlp`` accepted) and return their specs, in order.
+    """Validate site names (the aliases ``attn``/``mlp`` of docs/method.md section 3 accepted) and return their specs, in order.
 
     Raises :class:`SiteError` naming the valid sites for an unknown name or an empty/duplicated list.
     """
@@ -75,7 +75,7 @@ def resolve_sites(sites: str | Iterable[str], d_model: int, d_mlp: int, n_heads:
         if name not in SITE_HOOKS:
             raise SiteError(
                 f"Unknown activation site {raw!r}. Valid sites: {', '.join(SITE_HOOKS)} "
-                f"(and the METHOD aliases {', '.join(f'{k}={v}' for k, v in METHOD_SITE_ALIASES.items())})."
+                f"(and the aliases of docs/method.md section 3: {', '.join(f'{k}={v}' for k, v in METHOD_SITE_ALIASES.items())})."
             )
         if any(spec.name == name for spec in specs):
             raise SiteError(f"Site {raw!r} is listed twice.")

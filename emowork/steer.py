@@ -68,7 +68,7 @@ class SteeringSetting:
     stop: float
     alpha: float
     mode: PositionMode = "last_prompt"
-    site: str = "mlp"  # which direction site's vectors are added (METHOD: the mlp-site directions at resid_post)
+    site: str = "mlp"  # which direction site's vectors are added (docs/method.md section 5: the mlp-site directions at resid_post)
 
     def __post_init__(self) -> None:
         check_window(self.start, self.stop)

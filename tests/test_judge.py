@@ -13,7 +13,8 @@ from emowork.intervals import bootstrap_ci
 from emowork.judge import EnsembleJudge, Judge, LLMJudge, LLMJudgeError, agreement, cohen_kappa, judge_agreement, load_judge
 from emowork.judge.labels import CLASSES, load_goemotions, load_replies, read_replies
 
-SHARED_GOEMOTIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions-ekman"
+# GoEmotions is optional (the heads train without it); EMOWORK_GOEMOTIONS names its folder (labels.txt, train/dev/test.tsv)
+SHARED_GOEMOTIONS = Path(os.environ.get("EMOWORK_GOEMOTIONS", Path(__file__).resolve().parents[2] / "shared" / "data" / "goemotions-ekman"))
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -86,7 +87,7 @@ def test_heldout_writers_never_trained_on(default_judge):
     assert min(by_emotion[e] for e in EMOTIONS) >= 500 and by_emotion["neutral"] >= 600, by_emotion
 
 
-@pytest.mark.skipif(not SHARED_GOEMOTIONS.exists(), reason="GoEmotions folder (../shared/data/goemotions-ekman) not present")
+@pytest.mark.skipif(not SHARED_GOEMOTIONS.exists(), reason="no GoEmotions folder (set EMOWORK_GOEMOTIONS)")
 def test_goemotions_test_macro_f1_matches_card(default_judge):
     from emowork.judge.metrics import macro_f1
 

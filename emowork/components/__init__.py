@@ -1,4 +1,4 @@
-"""Local components that write the emotion directions: neurons and attention heads (METHOD.md section 4).
+"""Local components that write the emotion directions: neurons and attention heads (docs/method.md section 4).
 
     samples = components.collect_samples(handle, groups)
     neurons = components.neuron_contributions(handle, directions, samples)

@@ -1,4 +1,4 @@
-"""Attention-head importance for the emotion directions (METHOD.md section 4), computed without a forward pass per head.
+"""Attention-head importance for the emotion directions (docs/method.md section 4), computed without a forward pass per head.
 
 ``masked`` (the paper's definition): s = <LN2_L(resid_mid_L), v_attn[e, L]>, the state after the MLP-input norm of
 layer L; importance(L, h) = s - s with head h's slice of hook_z zeroed. Zeroing z_h changes layer L's last-token

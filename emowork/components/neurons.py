@@ -1,4 +1,4 @@
-"""Neuron contributions to the emotion directions (METHOD.md section 4).
+"""Neuron contributions to the emotion directions (docs/method.md section 4).
 
 For MLP layer L and emotion e with unit direction v = v_mlp[e, L]: ``beta = W_out v`` gives each neuron's write onto
 the direction per unit of activation; with H the neuron activations (``mlp.hook_post``: act(gate(x)) * up(x) for a

@@ -61,6 +61,6 @@ def collect_samples(handle: "ModelHandle", groups: Sequence["Group"], emotions: 
 
 
 def difference_vectors(acts: torch.Tensor) -> torch.Tensor:
-    """METHOD.md section 4: ``dmu[e, L] = mean_g (a[g, e, L] - mean_e' a[g, e', L])`` from ``acts`` ``[G, E, L, W]``;
+    """docs/method.md section 4: ``dmu[e, L] = mean_g (a[g, e, L] - mean_e' a[g, e', L])`` from ``acts`` ``[G, E, L, W]``;
     returns ``[E, L, W]`` (not normalised)."""
     return (acts - acts.mean(1, keepdim=True)).mean(0)

@@ -43,7 +43,7 @@ class Skeleton:
         raise KeyError(f"{self.skeleton_id} has no {valence!r} event; valences are {', '.join(VALENCES)}")
 
     def message(self, valence: str) -> str:
-        """The user message of METHOD.md: ``"{scenario}\\n{event}"``."""
+        """The user message of docs/method.md section 2: ``"{scenario}\\n{event}"``."""
         return f"{self.scenario}\n{self.event(valence)}"
 
     def to_record(self) -> dict[str, Any]:

@@ -21,7 +21,8 @@ class Judge:
     threshold: float | None = None
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities ``[n, 6]`` for the six emotions in METHOD order (rows may sum to < 1: the rest is neutral)."""
+        """Probabilities ``[n, 6]`` for the six emotions in the order of docs/method.md section 1 (rows may sum to
+        < 1: the rest is neutral)."""
         raise NotImplementedError
 
     def predict(self, texts: Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""An LLM judge over any OpenAI-compatible chat endpoint, asking the paper's question (METHOD.md section 2).
+"""An LLM judge over any OpenAI-compatible chat endpoint, asking the paper's question (docs/method.md section 6).
 
 Configuration: ``base_url`` and ``model`` arguments, or ``EMOWORK_LLM_BASE_URL`` and ``EMOWORK_LLM_MODEL``; the API
 key is read from the environment variable named by ``api_key_env`` (default ``EMOWORK_LLM_API_KEY``) at each request

@@ -32,7 +32,7 @@ class RunSettings:
     force: bool = False
     stages: tuple[str, ...] | None = None
     fast_per_theme: int = 1  # with --fast: skeletons per theme of the analysis split
-    fast_max_new_tokens: int = 48  # with --fast: the decoding limit (100 otherwise, as in METHOD.md)
+    fast_max_new_tokens: int = 48  # with --fast: the decoding limit (100 otherwise, as in docs/method.md section 2)
     judge: str = "default"
     goemotions: str | None = None  # folder of the GoEmotions Ekman mapping: adds it to the transfer test
 

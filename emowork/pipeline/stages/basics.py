@@ -122,7 +122,7 @@ class ProfileStage(Stage):
     title = "Residual-stream profile"
     description = (
         "RMS of the last-prompt-token activation at every layer for neutral prompts: the residual after "
-        "attention (resid_mid, the METHOD 'attn' site), after the block (resid_post, the 'mlp' site) and the "
+        "attention (resid_mid, the 'attn' site of docs/method.md section 3), after the block (resid_post, the 'mlp' site) and the "
         "two sublayer outputs. Steering strengths are multiples of these RMS values, so this is the scale "
         "every later intervention is measured in."
     )

@@ -38,7 +38,7 @@ class DirectionsStage(Stage):
     description = (
         "The last prompt token of every emotion-elicited prompt is read at resid_mid ('attn') and resid_post ('mlp') "
         "of every layer; per group the mean over the six emotions is removed (the shared content), the rest is "
-        "averaged over groups, centred over emotions and normalised (METHOD.md section 3). Consistency is measured "
+        "averaged over groups, centred over emotions and normalised (docs/method.md section 3). Consistency is measured "
         "with tests that can fail: other instruction wordings, transfer to natural emotional text without any "
         "instruction, and halves of the data against label-shuffled controls."
     )
