@@ -75,12 +75,9 @@ class TopLayersClassifier(nn.Module):
     def embed(self, sentence_states: list[torch.Tensor], owner: torch.Tensor, n_replies: int) -> torch.Tensor:
         """Reply embeddings ``[n_replies, 2 x dim]`` (unit norm) from sentence states ``[tokens_i, dim]`` each;
         ``owner[i]`` is the reply of sentence i."""
-        lengths = [s.shape[0] for s in sentence_states]
-        hidden = sentence_states[0].new_zeros(len(sentence_states), max(lengths), self.dim)
-        mask = hidden.new_zeros(len(sentence_states), max(lengths))
-        for i, states in enumerate(sentence_states):
-            hidden[i, :lengths[i]] = states
-            mask[i, :lengths[i]] = 1
+        lengths = torch.tensor([s.shape[0] for s in sentence_states])
+        hidden = nn.utils.rnn.pad_sequence(sentence_states, batch_first=True)  # [sentences, tokens, dim]
+        mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).to(hidden.dtype)
         additive = (1 - mask)[:, None, None, :] * torch.finfo(hidden.dtype).min
         for layer in self.layers:
             hidden = layer(hidden, attention_mask=additive)
