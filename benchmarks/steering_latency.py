@@ -9,7 +9,7 @@ Paths, same prompt (a neutral test-split prompt), greedy, best of ``--repeats``:
   steered           the panel's path with direction steering at the last prompt token over a mid-depth window
   generate_static   plain ``generate`` on the copy with a static KV cache (on CUDA transformers compiles the step)
   *_dynamic         the panel's path on the unwrapped model (emowork.unwrapped: same weights, plain forward hooks)
-  *_static          the same with the static cache and persistent steering slots (emowork.static_steering)
+  *_static          the same with the static cache and persistent steering slots (the static backend of emowork.hooks.executors)
   *_bridge          the same through the bridge-wrapped model (``handle.fast_generation = False``)
 "unsteered"/"steered" repeat the panel's default (``handle.static_cache``, off unless set). Each path
 gets one untimed warm-up call (its time is printed as "first call": it includes any compilation).

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from .cache import CHUNK_SIZE, CaptureStore, capture_key, prompts_digest
+from .hooks.attach import StopForward
 from .progress import progress_bar
 from .sites import SiteSpec, resolve_layers, resolve_sites
 
@@ -22,10 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CPU_TOKENS_PER_BATCH = 4096
 MAX_BATCH = 128
-
-
-class _StopForward(Exception):
-    """Raised by a hook once every requested activation has been read, to skip the rest of the forward."""
 
 
 def capture(
@@ -214,7 +211,7 @@ def run_sites(
             position_ids=enc["position_ids"],
             return_type=None,
         )
-    except _StopForward:
+    except StopForward:
         pass
     return out
 
@@ -228,7 +225,7 @@ def _reader(target: torch.Tensor, layer_slot: int, index: torch.Tensor) -> Calla
 
 
 def _stop(act: torch.Tensor, hook: Any) -> None:
-    raise _StopForward
+    raise StopForward
 
 
 def describe_batches(handle: "ModelHandle", prompts: Sequence[str], batch_size: int | str = "auto") -> list[int]:

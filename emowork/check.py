@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from .activations import capture
-from .interventions import add_to_residual
+from .hooks.executors import intervene
+from .hooks.intervention import Intervention
+from .unwrapped import site_module
+from .errors import SiteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
@@ -204,6 +207,10 @@ def run_check(handle: "ModelHandle", prompt: str | None = None) -> CheckReport:
     whole = END_TO_END_TOLERANCES[handle.dtype]
     results += _guard_many(["steering: KV cache = no cache", "steering changes the next-token logits"], whole,
                            lambda: _steering_checks(handle, enc, post_rms, whole))
+    if _unwrapped_sites(handle):
+        results += _guard_many(["steering: KV cache = no cache (unwrapped)", "steering changes the next-token logits (unwrapped)"],
+                               whole, lambda: _steering_checks(handle, enc, post_rms, whole, backend="unwrapped"))
+        results.append(_guard("edits: unwrapped = bridge", whole, lambda: _backends_agree(handle, enc, post_rms, whole)))
     results.append(_guard("batched (left-padded) = unbatched", whole, lambda: _batch_check(handle, text, whole)))
     report.results = results
     return report
@@ -223,9 +230,51 @@ def steering_layers(n_layers: int) -> list[int]:
     return list(range(start, min(stop, n_layers)))
 
 
-def _steering_checks(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_rms: torch.Tensor, tol: float) -> list[CheckResult]:
-    """Steer the last prompt token; compare logits of no-cache, cached-prefill and split-prefill runs."""
-    model = handle.hf_model
+def _unwrapped_sites(handle: "ModelHandle") -> list[str]:
+    """The writable sites the unwrapped backend finds modules for on this model (checked at layer 0)."""
+    found = []
+    for site in ("resid_pre", "resid_post", "attn_out", "mlp_out", "mlp_post", "z"):
+        try:
+            site_module(handle, site, 0)
+            found.append(site)
+        except (SiteError, RuntimeError):
+            pass
+    return found
+
+
+def _backends_agree(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_rms: torch.Tensor, tol: float) -> CheckResult:
+    """One edit per site the unwrapped backend supports (add in RMS units, set, scale, ablate), all at once, at every
+    position: the logits of both backends must agree."""
+    f = handle.facts
+    generator = torch.Generator().manual_seed(1)
+    layer = steering_layers(f.n_layers)[0]
+    sites = _unwrapped_sites(handle)
+    edits = []
+    for site in sites:
+        width = Intervention(site, layer, "ablate").width(f)
+        if site == "mlp_post":
+            edits.append(Intervention(site, layer, "ablate", units=tuple(range(0, f.d_mlp, 7)), when="all"))
+        elif site == "z":
+            edits.append(Intervention(site, layer, "scale", 3.0, units=(0,), when="all"))
+        elif site == "resid_post":
+            direction = torch.randn(width, generator=generator)
+            edits.append(Intervention(site, layer, "add", STEER_STRENGTH * direction / direction.norm() * math.sqrt(width),
+                                      when="all", rms_units=True))
+        else:
+            edits.append(Intervention(site, layer, "add", 0.5 * float(post_rms[layer]) * torch.randn(width, generator=generator), when="all"))
+    T = int(enc["input_ids"].shape[1])
+    outs = {}
+    for backend in ("bridge", "unwrapped"):
+        with intervene(handle, edits, T, backend=backend) as run:
+            outs[backend] = run.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False).logits[:, -1].float()
+    result = _compare("edits: unwrapped = bridge", outs["unwrapped"], outs["bridge"], tol, per_layer_dim=None)
+    result.detail = f"layer {layer}: {', '.join(sites)}"
+    return result
+
+
+def _steering_checks(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_rms: torch.Tensor, tol: float,
+                     backend: str = "bridge") -> list[CheckResult]:
+    """Steer the last prompt token on ``backend``; compare logits of no-cache, cached-prefill and split-prefill runs."""
     ids, mask = enc["input_ids"], enc["attention_mask"]
     T = ids.shape[1]
     generator = torch.Generator().manual_seed(0)
@@ -235,11 +284,15 @@ def _steering_checks(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_r
         vectors[L] = STEER_STRENGTH * float(post_rms[L]) * direction / direction.norm() * math.sqrt(handle.facts.d_model)
     # (rms(v) = |v| / sqrt(d)); so the added vector has rms STEER_STRENGTH * rms(h).
 
-    def logits(**kw: Any) -> torch.Tensor:
-        return model(**kw).logits[:, -1].float()
+    items = [Intervention("resid_post", layer, "add", vector, when="last_prompt") for layer, vector in vectors.items()]
+    with intervene(handle, [], T, backend=backend) as run:
+        plain = run.model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -1].float()
+    with intervene(handle, items, T, backend=backend) as run:
+        model = run.model
 
-    plain = logits(input_ids=ids, attention_mask=mask, use_cache=False)
-    with add_to_residual(handle, vectors, prompt_length=T, mode="last_prompt"):
+        def logits(**kw: Any) -> torch.Tensor:
+            return model(**kw).logits[:, -1].float()
+
         full = logits(input_ids=ids, attention_mask=mask, use_cache=False)
         nxt = full.argmax(-1, keepdim=True)
         ids2 = torch.cat([ids, nxt], 1)
@@ -257,14 +310,15 @@ def _steering_checks(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_r
     pairs = [(pre_a, full), (pre_b, full), (dec_a, full2), (dec_b, full2)]
     parts = [_compare("kv", got, want, tol, per_layer_dim=None) for got, want in pairs]
     worst = max(parts, key=lambda r: r.max_rel_error)
+    suffix = "" if backend == "bridge" else f" ({backend})"
     kv = CheckResult(
-        "steering: KV cache = no cache", all(p.ok for p in parts), worst.max_abs_error, worst.max_rel_error, tol,
+        "steering: KV cache = no cache" + suffix, all(p.ok for p in parts), worst.max_abs_error, worst.max_rel_error, tol,
         f"layers {min(vectors)}-{max(vectors)}, prefill whole/split + 1 decode step",
     )
     effect = (full - plain).abs().max().item() / max(plain.abs().max().item(), 1e-12)
     need = max(MIN_STEERING_EFFECT, 2 * tol)
     changed = CheckResult(
-        "steering changes the next-token logits", effect >= need, (full - plain).abs().max().item(), effect, need,
+        "steering changes the next-token logits" + suffix, effect >= need, (full - plain).abs().max().item(), effect, need,
         f"relative change must be >= {need:.0e} (strength {STEER_STRENGTH:g} x rms)",
     )
     return [kv, changed]

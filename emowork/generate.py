@@ -1,23 +1,24 @@
 """Batched generation with one decoding configuration shared by every compared method.
 
 Prompts are left-padded and grouped by length; generation runs through Hugging Face ``generate``, stops at the
-end of the assistant turn, and is reproducible: greedy by default, and sampling is seeded per prompt. The model it
-runs is :func:`generation_model`'s choice: the unwrapped model (same weights, no bridge overhead) when the
-intervention touches only the residual stream, else the wrapped model, whose TransformerBridge hook points fire.
+end of the assistant turn, and is reproducible: greedy by default, and sampling is seeded per prompt. Interventions
+(:class:`~emowork.hooks.intervention.Intervention`) run on the backend :func:`emowork.hooks.executors.choose_backend`
+picks: the unwrapped model (same weights, no bridge overhead) when it supports them, else the bridge.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
+from .hooks.executors import intervene
 from .progress import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
+    from .hooks.intervention import Intervention
 
 # End-of-turn markers of common chat formats; those present in a tokenizer's vocabulary stop generation.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
@@ -65,21 +66,9 @@ class Generation:
     finished: bool
 
 
-# A factory of intervention contexts: given the padded prompt length T of a batch (and the batch's prompt
-# indices), return a context manager active during that batch's generation (e.g. a steering hook).
-InterventionFactory = Callable[[int, list[int]], ContextManager[Any]]
-
-
-def generation_model(handle: "ModelHandle", intervention_state: Any = None, intervened: bool = False) -> torch.nn.Module:
-    """The model to run ``generate`` on: the unwrapped model (:mod:`emowork.unwrapped`) when
-    ``handle.fast_generation`` is on and either nothing intervenes or the intervention's context object says its
-    hooks are on the unwrapped model too (``plain_ready``, e.g. :func:`emowork.interventions.add_to_residual`);
-    otherwise the wrapped model, where every TransformerBridge hook point fires."""
-    from .unwrapped import unwrapped_model
-
-    if handle.fast_generation and (not intervened or getattr(intervention_state, "plain_ready", False)):
-        return unwrapped_model(handle)
-    return handle.hf_model
+# The interventions of one batch: given the batch's prompt indices, the list of interventions for its rows (per-row
+# values or ``rows`` index the batch, in the order of the indices).
+InterventionFactory = Callable[[list[int]], Sequence["Intervention"]]
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:
@@ -105,7 +94,7 @@ def generate(
 ) -> list[Generation]:
     """Generate one reply per prompt (prompt texts from ``handle.format_chat``; no special tokens are added).
 
-    ``intervention(T, indices)`` is entered around each batch (see :data:`InterventionFactory`); steering uses it.
+    ``intervention(indices)`` gives each batch's interventions (see :data:`InterventionFactory`); steering uses it.
     Returns the generations in the order of ``prompts``.
     """
     prompts = list(prompts)
@@ -164,10 +153,9 @@ def _generate_batch(handle: "ModelHandle", prompts: list[str], indices: list[int
     kwargs = generation_kwargs(handle, config, stops)
     if config.do_sample:
         torch.manual_seed(config.seed + indices[0])
-    context = intervention(T, indices) if intervention is not None else nullcontext()
-    with context as state:
-        model = generation_model(handle, state, intervened=intervention is not None)
-        out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
+    items = list(intervention(indices)) if intervention is not None else []
+    with intervene(handle, items, T) as run:
+        out = run.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
     new = out[:, T:].tolist()
     generations = []
     stop_set = set(stops)

@@ -87,7 +87,7 @@ def generate_cached(handle: Any, prompts: Sequence[str], config: DecodingConfig,
 
     ``tag`` names the intervention (replies of different interventions never mix); ``variants`` (one per prompt)
     distinguishes items that share a prompt but not an intervention (e.g. the emotion each row is steered to).
-    ``intervention(T, indices)`` receives indices into ``prompts``. Missing replies are generated ``chunk`` at a
+    ``intervention(indices)`` receives indices into ``prompts``. Missing replies are generated ``chunk`` at a
     time and saved after each chunk.
     """
     from .progress import progress_bar
@@ -109,7 +109,7 @@ def generate_cached(handle: Any, prompts: Sequence[str], config: DecodingConfig,
             part = missing[start:start + chunk]
             factory = None
             if intervention is not None:
-                factory = lambda T, idx, _part=part: intervention(T, [_part[j] for j in idx])  # noqa: E731
+                factory = lambda idx, _part=part: intervention([_part[j] for j in idx])  # noqa: E731
             generations = generate(handle, [prompts[i] for i in part], config, intervention=factory, progress=False)
             store.add([keys[i] for i in part], generations)
             bar.update(len(part))

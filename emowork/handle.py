@@ -17,6 +17,24 @@ if TYPE_CHECKING:  # pragma: no cover
 FIXED_DATE = "26 Jul 2024"
 
 
+@dataclass
+class HandleCaches:
+    """Everything a :class:`ModelHandle` builds lazily and keeps for its lifetime (declared here, nowhere else).
+
+    Attributes:
+        unwrapped_model: the plain Hugging Face model sharing the wrapped model's tensors (:mod:`emowork.unwrapped`).
+        unwrapped_names: the wrapped model's module names by module id, wrapper segments removed (module lookup).
+        static_slots: the persistent steering hooks of static-cache decoding (:class:`emowork.hooks.executors.StaticSlots`).
+        static_cache: the reused :class:`~transformers.StaticCache` of streamed decoding, and ``static_cache_len`` its size.
+    """
+
+    unwrapped_model: Any = None
+    unwrapped_names: dict[int, str] | None = None
+    static_slots: Any = None
+    static_cache: Any = None
+    static_cache_len: int = 0
+
+
 @dataclass(frozen=True)
 class ModelFacts:
     """Sizes and kind of a model, read from the loaded model (never hard-coded)."""
@@ -51,13 +69,15 @@ class ModelHandle:
         fingerprint: 16 hex digits from the config and a weight hash; the key of every cache entry.
         fingerprint_info: the dict the fingerprint was computed from.
         device, dtype: where and in which precision the weights are.
-        fast_generation: when True (the default), generation without interventions, or with interventions on
-            the residual stream only (steering), runs on the unwrapped model (:mod:`emowork.unwrapped`: the same
-            weights without the bridge's per-module overhead); set False to always generate through the bridge.
+        fast_generation: when True (the default), generation without interventions, or with interventions the
+            unwrapped model supports (every site on Llama/Qwen-style models), runs on the unwrapped model
+            (:mod:`emowork.unwrapped`: the same weights without the bridge's per-module overhead); set False to
+            always generate through the bridge. The rule is :func:`emowork.hooks.executors.choose_backend`.
         static_cache: when True (default False), :func:`emowork.streaming.stream_generate` decodes unsteered or
-            direction-steered replies with a static KV cache, which transformers compiles on CUDA
-            (:mod:`emowork.static_steering`); the first such reply pays for the compilation. Opt-in until its
-            speed on a large model is measured (see the README).
+            direction-steered replies with a static KV cache, which transformers compiles on CUDA (the ``static``
+            backend of :mod:`emowork.hooks.executors`); the first such reply pays for the compilation. Opt-in until
+            its speed on a large model is measured (see the README).
+        caches: :class:`HandleCaches`, what the handle builds lazily and keeps.
     """
 
     def __init__(
@@ -84,6 +104,7 @@ class ModelHandle:
         self._adds_bos = _tokenizer_adds_bos(tokenizer)
         self.fast_generation = True
         self.static_cache = False
+        self.caches = HandleCaches()
 
     # ----------------------------------------------------------------- description
     def __repr__(self) -> str:

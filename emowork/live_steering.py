@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Sequence
 
 
 import torch
@@ -14,12 +14,13 @@ from .components.dose_response import readout_layer
 from .emotions import EMOTIONS, check_emotion
 from .generate import DecodingConfig
 from .prompts import EMOTION_SYSTEM, NEUTRAL_SYSTEM, system_instruction
-from .steer import residual_steer
+from .steer import steering_interventions
 from .streaming import StreamResult, stream_generate
 
 if TYPE_CHECKING:  # pragma: no cover
     from .directions import EmotionDirections
     from .handle import ModelHandle
+    from .hooks.intervention import Intervention
     from .judge import Judge
 
 Method = Literal["direction", "prompt", "circuit"]
@@ -27,13 +28,13 @@ METHODS: dict[str, str] = {"direction": "direction steering", "prompt": "prompt 
 
 
 class Circuit(Protocol):
-    """What the panel needs from an emotion circuit: a context that modulates it while a prompt is processed.
+    """What the panel needs from an emotion circuit: the interventions that modulate it towards an emotion.
 
-    ``modulate(handle, emotion, prompt_length, scale)`` returns a context manager active during generation (like
-    :func:`emowork.steer.steering`); ``scale`` is the panel's strength slider.
+    ``modulate(handle, emotion, scale)`` returns a list of :class:`~emowork.hooks.intervention.Intervention` (like
+    :func:`emowork.steer.steering_interventions`); ``scale`` is the panel's strength slider.
     """
 
-    def modulate(self, handle: "ModelHandle", emotion: str, prompt_length: int, scale: float) -> ContextManager[Any]: ...
+    def modulate(self, handle: "ModelHandle", emotion: str, scale: float) -> Sequence["Intervention"]: ...
 
 
 @dataclass(frozen=True)
@@ -170,17 +171,18 @@ class LiveSteering:
         if request.emotion is None:
             return self.baseline(request, on_token, cancel, judge)
         prompt = self.prompts(request)[1]
-        intervention = steer = None
+        interventions: Sequence["Intervention"] = ()
         if request.method == "direction":
             layers = list(range(request.layers[0], request.layers[1] + 1))
-            steer = residual_steer(self.handle, self.directions, request.emotion, layers, request.strength, request.mode)
+            interventions = steering_interventions(self.handle, self.directions, request.emotion, layers, request.strength,
+                                                   request.mode)
         elif request.method == "circuit":
             circuit = self.circuit
             assert circuit is not None
-            intervention = lambda T, idx: circuit.modulate(self.handle, request.emotion, T, request.strength)  # noqa: E731
+            interventions = list(circuit.modulate(self.handle, request.emotion, request.strength))
         with self.lock:
-            result = stream_generate(self.handle, prompt, self._config(request), intervention=intervention, on_token=on_token,
-                                     cancel=cancel, record_layer=self.gauge_layer, steer=steer)
+            result = stream_generate(self.handle, prompt, self._config(request), interventions, on_token=on_token,
+                                     cancel=cancel, record_layer=self.gauge_layer)
         return self._reply(result, request.emotion, prompt, judge)
 
     def compare(self, request: SteeringRequest) -> dict[str, LiveReply]:

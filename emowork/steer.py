@@ -1,28 +1,29 @@
 """Steering with emotion directions: add ``alpha * rms(h) * v[e, L]`` to resid_post of a window of layers.
 
 The paper's setting adds it once, at the last prompt token (prefill); the option ``"from_last_prompt"`` adds it at
-that token and at every generated one. Steering runs through :func:`emowork.generate.generate` (the same path as
-every other method, same decoding configuration) via KV-cache-safe hooks, so cached and uncached decoding agree.
+that token and at every generated one. A steering is a list of :class:`~emowork.hooks.intervention.Intervention`
+(``add`` at ``resid_post`` in RMS units, one per layer): :func:`steering_interventions`. It runs through
+:func:`emowork.generate.generate` (the same path as every other method, same decoding configuration) on the backend
+:func:`emowork.hooks.executors.choose_backend` picks, so cached and uncached decoding agree.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, get_args
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from .emotions import check_emotion
 from .errors import SiteError
 from .generate import DecodingConfig, Generation, InterventionFactory
 from .generation_cache import generate_cached
-from .interventions import PositionMode, add_to_residual
+from .hooks.intervention import Intervention
 
-POSITION_MODES = get_args(PositionMode)
+PositionMode = Literal["last_prompt", "from_last_prompt", "all"]
+POSITION_MODES: tuple[str, ...] = ("last_prompt", "from_last_prompt", "all")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .directions import EmotionDirections
-    from .static_steering import ResidualSteer
     from .handle import ModelHandle
 
 
@@ -92,16 +93,13 @@ class SteeringSetting:
         return asdict(self)
 
 
-@contextmanager
-def steering(handle: "ModelHandle", directions: "EmotionDirections", emotion: str | Sequence[str], layers: Sequence[int],
-             alpha: float, prompt_length: int, mode: PositionMode = "last_prompt", site: str = "mlp") -> Iterator[Any]:
-    """Context: while active, forward passes add ``alpha * rms(h) * v[emotion, L]`` at resid_post of ``layers``.
-
-    ``emotion`` is one name, or one name per batch row (each row steered towards its own emotion).
-    """
+def steering_interventions(handle: "ModelHandle", directions: "EmotionDirections", emotion: str | Sequence[str],
+                           layers: Sequence[int], alpha: float, mode: PositionMode = "last_prompt",
+                           site: str = "mlp") -> list[Intervention]:
+    """Steering towards ``emotion`` as interventions: add ``alpha * rms(h) * v[emotion, L]`` at resid_post of each of
+    ``layers``. ``emotion`` is one name, or one name per batch row (each row steered towards its own emotion)."""
     vectors = steering_vectors(handle, directions, emotion, layers, alpha, site)
-    with add_to_residual(handle, vectors, prompt_length, mode=mode, site="resid_post", relative=True) as tracker:
-        yield tracker
+    return [Intervention("resid_post", layer, "add", vector, when=mode, rms_units=True) for layer, vector in vectors.items()]
 
 
 def steering_vectors(handle: "ModelHandle", directions: "EmotionDirections", emotion: str | Sequence[str],
@@ -124,22 +122,12 @@ def steering_vectors(handle: "ModelHandle", directions: "EmotionDirections", emo
     return {layer: alpha * (table[0, layer] if isinstance(emotion, str) else table[:, layer]) for layer in layers}
 
 
-def residual_steer(handle: "ModelHandle", directions: "EmotionDirections", emotion: str, layers: Sequence[int],
-                   alpha: float, mode: PositionMode = "last_prompt", site: str = "mlp") -> "ResidualSteer":
-    """The same steering as :func:`steering` for one emotion, as a declarative
-    :class:`~emowork.static_steering.ResidualSteer` (what :func:`emowork.streaming.stream_generate` can run with a
-    static KV cache)."""
-    from .static_steering import ResidualSteer
-
-    return ResidualSteer(steering_vectors(handle, directions, emotion, layers, alpha, site), mode)
-
-
 def steering_factory(handle: "ModelHandle", directions: "EmotionDirections", emotions: Sequence[str],
                      setting: SteeringSetting) -> InterventionFactory:
-    """The intervention for :func:`emowork.generate.generate`: prompt i is steered towards ``emotions[i]``."""
+    """The interventions for :func:`emowork.generate.generate`: prompt i is steered towards ``emotions[i]``."""
     layers = setting.layers(handle.facts.n_layers)
-    return lambda T, indices: steering(handle, directions, [emotions[i] for i in indices], layers, setting.alpha, T,
-                                       setting.mode, setting.site)
+    return lambda indices: steering_interventions(handle, directions, [emotions[i] for i in indices], layers,
+                                                  setting.alpha, setting.mode, setting.site)
 
 
 def steered_generate(handle: "ModelHandle", prompts: Sequence[str], directions: "EmotionDirections",

@@ -1,24 +1,25 @@
 """Streamed generation of one reply: tokens arrive through a callback, a request can be cancelled mid-way, and the
-residual that produced each token can be recorded. Same decoding arguments and intervention path as
-:func:`emowork.generate.generate`."""
+residual that produced each token can be recorded. Same decoding arguments and interventions as
+:func:`emowork.generate.generate`; with ``handle.static_cache`` on, batch-1 decoding uses a static KV cache, which
+transformers compiles on CUDA (the ``static`` backend of :mod:`emowork.hooks.executors`)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from .generate import DecodingConfig, InterventionFactory, generation_kwargs, generation_model, stop_token_ids
-from .interventions import attach_hooks, attach_plain_hooks
-from .static_steering import record_residuals, static_cache, steering_slots
+from .generate import DecodingConfig, generation_kwargs, stop_token_ids
+from .hooks.executors import intervene
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
-    from .static_steering import ResidualSteer
+    from .hooks.intervention import Intervention
+
+CACHE_STEP = 512  # static caches are sized in steps of this many tokens
 
 
 @dataclass
@@ -72,21 +73,18 @@ class _Cancel:
 
 @torch.inference_mode()
 def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig = DecodingConfig(),
-                    intervention: InterventionFactory | None = None, on_token: Callable[[str, int], None] | None = None,
-                    cancel: threading.Event | None = None, record_layer: int | None = None,
-                    steer: "ResidualSteer | None" = None) -> StreamResult:
-    """Generate one reply to ``prompt`` token by token.
+                    interventions: Sequence["Intervention"] = (), on_token: Callable[[str, int], None] | None = None,
+                    cancel: threading.Event | None = None, record_layer: int | None = None) -> StreamResult:
+    """Generate one reply to ``prompt`` token by token, with ``interventions`` applied (steering, edits, modulation).
 
     ``on_token(text_so_far, n_tokens)`` is called after every token; setting ``cancel`` stops at the next token;
-    ``record_layer`` records resid_post of that layer at the position that produced each token. Steer either with
-    ``steer`` (a declarative residual steering) or with any ``intervention``, not both. Unsteered or ``steer``-ed
-    replies decode with a static KV cache when ``handle.static_cache`` is on (:mod:`emowork.static_steering`);
-    the gauge is then recomputed after decoding by one teacher-forced pass.
+    ``record_layer`` records resid_post of that layer at the position that produced each token. The backend is
+    :func:`emowork.hooks.executors.choose_backend`'s (streaming) choice: with ``handle.static_cache`` on, unsteered or
+    direction-steered replies decode with a static KV cache (the ``static`` backend), and the gauge is then
+    recomputed after decoding by one teacher-forced pass (:func:`record_residuals`).
     """
     from transformers import StoppingCriteriaList
 
-    if steer is not None and intervention is not None:
-        raise ValueError("give either steer or intervention, not both")
     enc = handle.encode([prompt])
     T = int(enc["input_ids"].shape[1])
     stops = stop_token_ids(handle.tokenizer)
@@ -109,16 +107,18 @@ def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig =
     if config.do_sample:
         torch.manual_seed(config.seed)
     inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-    if handle.static_cache and handle.fast_generation and intervention is None:
-        out = _static_generate(handle, inputs, kwargs, T + config.max_new_tokens, steer)
-        seconds = time.perf_counter() - start
-        if record_layer is not None:
-            residuals = record_residuals(handle, out, T, len(ids), record_layer, steer)
-    else:
-        if steer is not None:
-            intervention = steer.intervention(handle)
-        out = _dynamic_generate(handle, inputs, kwargs, T, intervention, record_layer, residuals)
-        seconds = time.perf_counter() - start
+    items = list(interventions)
+    with intervene(handle, items, T, streaming=True) as run:
+        if run.backend == "static":
+            out = run.model.generate(**inputs, past_key_values=static_cache(handle, T + config.max_new_tokens), **kwargs)
+        elif record_layer is None:
+            out = run.model.generate(**inputs, **kwargs)
+        else:
+            with run.reading("resid_post", record_layer, lambda act: residuals.append(act[0, -1].float().cpu())):
+                out = run.model.generate(**inputs, **kwargs)
+    seconds = time.perf_counter() - start
+    if run.backend == "static" and record_layer is not None:
+        residuals = record_residuals(handle, out, T, len(ids), record_layer, items)
     new = out[0, T:].tolist()
     finished = any(t in stops for t in new)
     cancelled = kwargs["stopping_criteria"][0].event.is_set()
@@ -127,32 +127,36 @@ def stream_generate(handle: "ModelHandle", prompt: str, config: DecodingConfig =
                         first[0] if first else float("nan"), seconds, finished, cancelled)
 
 
-def _dynamic_generate(handle: "ModelHandle", inputs: dict[str, torch.Tensor], kwargs: dict[str, Any], T: int,
-                      intervention: InterventionFactory | None, record_layer: int | None,
-                      residuals: list[torch.Tensor]) -> torch.Tensor:
-    """``generate`` with a dynamic cache on the model :func:`generation_model` picks; records into ``residuals``."""
-    context = intervention(T, [0]) if intervention is not None else nullcontext()
-    record = lambda act, hook: residuals.append(act[0, -1].float().cpu())  # noqa: E731
-    with context as state:
-        model = generation_model(handle, state, intervened=intervention is not None)
-        if record_layer is None:
-            recording = nullcontext()
-        elif model is handle.hf_model:
-            recording = attach_hooks(handle, [(f"blocks.{record_layer}.hook_resid_post", record)])
-        else:
-            recording = attach_plain_hooks(handle, "resid_post", {record_layer: record})
-        with recording:
-            return model.generate(**inputs, **kwargs)
+def static_cache(handle: "ModelHandle", length: int) -> Any:
+    """A reset :class:`~transformers.StaticCache` for batch 1 holding at least ``length`` tokens, kept in
+    ``handle.caches`` and reused while it is large enough (its size is a multiple of :data:`CACHE_STEP`, so its shape
+    and address stay the same and a compiled decoding step is not re-traced)."""
+    from transformers import StaticCache
 
-
-def _static_generate(handle: "ModelHandle", inputs: dict[str, torch.Tensor], kwargs: dict[str, Any], length: int,
-                     steer: "ResidualSteer | None") -> torch.Tensor:
-    """``generate`` on the unwrapped model with the handle's static cache and steering slots loaded with ``steer``."""
     from .unwrapped import unwrapped_model
 
-    slots = steering_slots(handle)
-    slots.load(steer)
-    try:
-        return unwrapped_model(handle).generate(**inputs, past_key_values=static_cache(handle, length), **kwargs)
-    finally:
-        slots.load(None)
+    caches = handle.caches
+    if caches.static_cache is None or caches.static_cache_len < length:
+        size = -(-length // CACHE_STEP) * CACHE_STEP
+        caches.static_cache = StaticCache(config=unwrapped_model(handle).config, max_cache_len=size)
+        caches.static_cache_len = size
+    else:
+        caches.static_cache.reset()
+    return caches.static_cache
+
+
+@torch.inference_mode()
+def record_residuals(handle: "ModelHandle", input_ids: torch.Tensor, prompt_length: int, n_new: int, layer: int,
+                     interventions: Sequence["Intervention"] = ()) -> list[torch.Tensor]:
+    """resid_post of ``layer`` at each position that produced one of the ``n_new`` generated tokens (positions
+    ``T-1 .. T+n_new-2``), from one teacher-forced pass over ``input_ids`` ``[1, T + n_new]`` with ``interventions``
+    applied as during generation (the same values, as the model is causal). Returns ``n_new`` float32 CPU tensors
+    ``[d_model]``."""
+    if n_new == 0:
+        return []
+    ids = input_ids[:, : prompt_length + n_new - 1]
+    seen: list[torch.Tensor] = []
+    with intervene(handle, interventions, prompt_length) as run:
+        with run.reading("resid_post", layer, lambda act: seen.append(act[0, prompt_length - 1:].float().cpu())):
+            run.model(input_ids=ids, use_cache=False)
+    return list(seen[0].unbind(0))

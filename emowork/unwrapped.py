@@ -3,18 +3,20 @@
 TransformerBridge wraps each Hugging Face submodule in a component with hook points. That is what makes one hook
 vocabulary work everywhere, but in token-by-token decoding each wrapper adds Python overhead: on a GPU at batch 1
 the wrapped model's ``generate`` runs at a fraction of the plain model's speed (see the README's latency table). For
-generation that only needs to read or write the residual stream (plain replies, direction steering, the live
-gauge), :func:`unwrapped_model` gives the same network as a plain ``PreTrainedModel`` whose parameters *are* the
-wrapped model's parameters, and :func:`decoder_layer` finds layer ``L`` in it, so plain PyTorch forward hooks can
-steer it. Interventions on other sites (neurons, heads) still run through the bridge.
+generation, :func:`unwrapped_model` gives the same network as a plain ``PreTrainedModel`` whose parameters *are* the
+wrapped model's parameters, and :func:`site_module` finds, for each writable site, the plain module whose input or
+output it is (found through the bridge's own component map, so no architecture's module names are hard-coded), so
+plain PyTorch forward hooks can edit it (the ``unwrapped`` backend of :mod:`emowork.hooks.executors`).
 """
 
 from __future__ import annotations
 
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
+
+from .errors import SiteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
@@ -22,17 +24,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .handle import ModelHandle
 
 _WRAPPER = "._original_component"
+Side = Literal["input", "output"]
 
 
 def unwrapped_model(handle: "ModelHandle") -> "PreTrainedModel":
     """The handle's model as a plain Hugging Face model (same class and config) that shares the wrapped model's
-    parameter and buffer tensors; built once per handle (on the meta device, so it costs no memory) and cached.
+    parameter and buffer tensors; built once per handle (on the meta device, so it costs no memory) and kept in
+    ``handle.caches``.
 
     Raises ``RuntimeError`` when a tensor of the plain model has no counterpart in the wrapped one.
     """
-    cached = getattr(handle, "_unwrapped_model", None)
-    if cached is not None:
-        return cached
+    if handle.caches.unwrapped_model is not None:
+        return handle.caches.unwrapped_model
     wrapped = handle.hf_model
     with torch.device("meta"):
         plain = type(wrapped)(wrapped.config)
@@ -54,24 +57,54 @@ def unwrapped_model(handle: "ModelHandle") -> "PreTrainedModel":
         raise RuntimeError(f"cannot build the unwrapped model: no wrapped tensor for {missing[:5]}")
     plain.eval()
     plain.generation_config = wrapped.generation_config
-    handle._unwrapped_model = plain
+    handle.caches.unwrapped_model = plain
     return plain
+
+
+def _plain_counterpart(handle: "ModelHandle", component: torch.nn.Module, what: str) -> torch.nn.Module:
+    """The unwrapped model's module at the place of a bridge component (or of the module it wraps)."""
+    names = handle.caches.unwrapped_names
+    if names is None:
+        names = {id(module): name.replace(_WRAPPER, "") for name, module in handle.hf_model.named_modules()}
+        handle.caches.unwrapped_names = names
+    name = names.get(id(component))
+    if name is None:
+        raise SiteError(f"cannot find the bridge's {what} inside the wrapped model")
+    try:
+        return unwrapped_model(handle).get_submodule(name)
+    except AttributeError:
+        raise SiteError(f"the unwrapped model has no module {name!r} for the {what}") from None
 
 
 def decoder_layer(handle: "ModelHandle", layer: int) -> torch.nn.Module:
     """Decoder layer ``layer`` of :func:`unwrapped_model` (its input is resid_pre, its output resid_post)."""
-    plain = unwrapped_model(handle)
-    names = getattr(handle, "_decoder_layer_names", None)
-    if names is None:
-        by_module = {id(module): name for name, module in handle.hf_model.named_modules()}
-        names = []
-        for block in handle.bridge.blocks:
-            name = by_module.get(id(block))
-            if name is None:
-                raise RuntimeError("cannot find the bridge's blocks inside the wrapped model")
-            names.append(name.replace(_WRAPPER, ""))
-        handle._decoder_layer_names = names
-    return plain.get_submodule(names[layer])
+    return _plain_counterpart(handle, handle.bridge.blocks[layer], f"block {layer}")
+
+
+def site_module(handle: "ModelHandle", site: str, layer: int) -> tuple[torch.nn.Module, Side]:
+    """The unwrapped module whose ``input`` or ``output`` is ``site`` at ``layer``.
+
+    ``resid_pre``/``resid_post``: the decoder layer's input/output; ``attn_out``/``mlp_out``: the attention/MLP
+    module's output; ``mlp_post``: the input of the MLP's output projection; ``z``: the input of the attention's output
+    projection (heads' outputs, head-major). Raises :class:`~emowork.errors.SiteError` when the site has no such module
+    (then the bridge backend applies it): e.g. GPT-2's fused Conv1D projections are not ``nn.Linear`` of the site's width.
+    """
+    block = handle.bridge.blocks[layer]
+    f = handle.facts
+    if site in ("resid_pre", "resid_post"):
+        return decoder_layer(handle, layer), "input" if site == "resid_pre" else "output"
+    if site == "attn_out":
+        return _plain_counterpart(handle, block.attn, f"attention of block {layer}"), "output"
+    if site == "mlp_out":
+        return _plain_counterpart(handle, block.mlp, f"MLP of block {layer}"), "output"
+    if site in ("mlp_post", "z"):
+        component, width = (block.mlp.out, f.d_mlp) if site == "mlp_post" else (block.attn.o, f.n_heads * f.d_head)
+        module = _plain_counterpart(handle, component, f"{'MLP' if site == 'mlp_post' else 'attention'} output projection of block {layer}")
+        if not isinstance(module, torch.nn.Linear) or module.in_features != width:
+            raise SiteError(f"{site} of block {layer}: the plain model's projection is {type(module).__name__}, not a Linear "
+                            f"layer with {width} inputs")
+        return module, "input"
+    raise SiteError(f"the unwrapped model has no module for site {site!r}")
 
 
 def base_model(handle: "ModelHandle") -> torch.nn.Module:

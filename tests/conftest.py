@@ -70,6 +70,11 @@ def tiny_llama():
     return load_tiny("tiny-llama")
 
 
+@pytest.fixture
+def tiny_gpt2():
+    return load_tiny("tiny-gpt2")
+
+
 @pytest.fixture(scope="session")
 def embedded():
     """The embedded SmolLM2-135M-Instruct model on CPU, float32 (converted once into the cache)."""

@@ -8,7 +8,7 @@ import torch
 from emowork.data import load_sev
 from emowork.data.validate import DatasetError
 from emowork.errors import SiteError
-from emowork.static_steering import ResidualSteer
+from emowork.hooks.intervention import Intervention
 from emowork.steer import SteeringSetting, layer_window
 
 
@@ -35,12 +35,16 @@ def test_unknown_mode_and_site_are_refused():
     assert SteeringSetting(0.2, 0.6, 2.0).layers(30) == list(range(6, 18))
 
 
-def test_residual_steer_refuses_non_finite_vectors():
+def test_interventions_refuse_non_finite_values_and_unknown_rules():
     with pytest.raises(ValueError, match="NaN or infinite"):
-        ResidualSteer({3: torch.tensor([1.0, math.nan])})
-    with pytest.raises(ValueError, match="mode"):
-        ResidualSteer({3: torch.ones(2)}, mode="all")
-    ResidualSteer({3: torch.ones(2)})  # a valid one is accepted
+        Intervention("resid_post", 3, "add", torch.tensor([1.0, math.nan]))
+    with pytest.raises(ValueError, match="finite"):
+        Intervention("z", 3, "scale", math.inf)
+    with pytest.raises(ValueError, match="when"):
+        Intervention("resid_post", 3, "add", torch.ones(2), when="everywhere")
+    with pytest.raises(ValueError, match="positions"):
+        Intervention("resid_post", 3, "add", torch.ones(2), when=(-1,))
+    Intervention("resid_post", 3, "add", torch.ones(2))  # a valid one is accepted
 
 
 @pytest.mark.parametrize("content", ["", "\n\n  \n"])

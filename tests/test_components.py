@@ -71,15 +71,17 @@ def test_last_token_runner_equals_a_full_forward_with_the_edit(setup, kind, oper
     prompts = samples.prompts_of("sadness")
     delta = (C.difference_vectors(samples.acts["mlp_post"])[1, 1] if kind == "neuron"
              else C.difference_vectors(samples.z_heads(handle.facts.n_heads))[1, 1])
-    edit = C.Edit(kind, 1, (0, 2), operation, delta)
+    edit = C.component_edit(kind, 1, (0, 2), operation, delta)
     read = "blocks.3.hook_resid_post"
     fast = C.LastTokenRunner(handle, prompts).run([edit], [read])[read]
     seen = {}
-    from emowork.interventions import attach_hooks
+    from emowork.hooks.attach import attach_hooks
+    from emowork.hooks.executors import intervene
 
-    with torch.inference_mode(), attach_hooks(handle, [(edit.hook_name(), lambda a, hook: edit.apply(a, slice(-1, None))),
-                                                       (read, lambda a, hook: seen.__setitem__("x", a[:, -1].float().clone()))]):
-        handle.hf_model(**handle.encode(prompts), use_cache=False)
+    enc = handle.encode(prompts)
+    with torch.inference_mode(), intervene(handle, [edit], enc["input_ids"].shape[1], backend="bridge"), \
+            attach_hooks(handle, [(read, lambda a, hook: seen.__setitem__("x", a[:, -1].float().clone()))]):
+        handle.hf_model(**enc, use_cache=False)
     torch.testing.assert_close(fast, seen["x"], rtol=1e-4, atol=1e-4)
     unedited = C.LastTokenRunner(handle, prompts).run([], [read])[read]
     assert not torch.allclose(fast, unedited)
@@ -106,8 +108,9 @@ def test_edits_during_generation_are_per_row_and_cache_safe(setup):
     handle, directions, samples = setup["tiny-llama"]
     prompts = samples.prompts_of("anger")[:2]
     big = torch.full((handle.facts.d_mlp,), 50.0)
-    edits = [[C.Edit("neuron", 1, tuple(range(20)), "enhance", big)], []]
-    factory = lambda T, idx: C.edits_at_prompt_end(handle, [edits[i] for i in idx], T)  # noqa: E731
+    edits = [[C.component_edit("neuron", 1, range(20), "enhance", big)], []]  # prompt 0 edited, prompt 1 not
+    factory = lambda idx: [C.component_edit("neuron", 1, range(20), "enhance", big, rows=(row,))  # noqa: E731
+                           for row, i in enumerate(idx) if edits[i]]
     config = DecodingConfig(max_new_tokens=6)
     edited = generate(handle, prompts, config, intervention=factory, progress=False)
     plain = generate(handle, prompts, config, progress=False)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from emowork.generate import DecodingConfig, generate, stop_token_ids
-from emowork.interventions import add_to_residual
+from emowork.hooks.intervention import Intervention
 
 
 def prompts(handle):
@@ -24,8 +24,8 @@ def test_stops_at_end_of_turn(tiny_llama):
     end = tiny_llama.tokenizer.convert_tokens_to_ids("<|im_end|>")
     layer = tiny_llama.facts.n_layers - 1
     # Push the final residual towards the unembedding of <|im_end|>: the reply must stop at once.
-    push = {layer: 1000.0 * tiny_llama.hf_model.lm_head.weight[end].detach()}
-    factory = lambda T, idx: add_to_residual(tiny_llama, push, T, mode="from_last_prompt")
+    push = 1000.0 * tiny_llama.hf_model.lm_head.weight[end].detach()
+    factory = lambda idx: [Intervention("resid_post", layer, "add", push, when="from_last_prompt")]  # noqa: E731
     (reply,) = generate(tiny_llama, prompts(tiny_llama)[:1], DecodingConfig(max_new_tokens=5), intervention=factory, progress=False)
     assert reply.finished and reply.n_tokens == 0 and reply.text == ""
 

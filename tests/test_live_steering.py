@@ -8,7 +8,7 @@ from emowork.directions import extract
 from emowork.errors import SiteError
 from emowork.generate import DecodingConfig, generate
 from emowork.live_steering import LiveSteering, SteeringRequest
-from emowork.steer import SteeringSetting, steered_generate, steering
+from emowork.steer import SteeringSetting, steered_generate, steering_interventions
 from emowork.streaming import stream_generate
 from widgets.steering import SteeringPanel, reply_html, scores_html
 
@@ -107,17 +107,13 @@ def test_html_helpers():
 
 
 def test_circuit_method_appears_only_with_a_circuit(setup):
-    from contextlib import contextmanager
-
     handle, directions = setup
     used = []
 
     class FakeCircuit:
-        @contextmanager
-        def modulate(self, handle, emotion, prompt_length, scale):
-            used.append((emotion, prompt_length, scale))
-            with steering(handle, directions, emotion, [1, 2], 10.0, prompt_length):
-                yield
+        def modulate(self, handle, emotion, scale):
+            used.append((emotion, scale))
+            return steering_interventions(handle, directions, emotion, [1, 2], 10.0)
 
     plain = SteeringPanel(handle, directions, judge=None)
     plain._build()
@@ -128,5 +124,5 @@ def test_circuit_method_appears_only_with_a_circuit(setup):
     panel._build()
     assert "circuit modulation" in panel.method.options
     out = panel.generate("I went to the bank.", "fear", 2.0, (1, 2), method="circuit", max_new_tokens=8)
-    assert used and used[0][0] == "fear" and used[0][2] == 2.0
+    assert used and used[0] == ("fear", 2.0)
     assert out["steered"].text != out["baseline"].text

@@ -8,7 +8,7 @@ from emowork.errors import SiteError
 from emowork.fluency import is_degenerate, repeated_ngram_share, reply_perplexity
 from emowork.generate import DecodingConfig, generate
 from .helpers import LengthJudge
-from emowork.steer import SteeringSetting, layer_window, steered_generate, steering, steering_factory
+from emowork.steer import SteeringSetting, layer_window, steered_generate, steering_factory, steering_interventions
 from emowork.steering_sweep import run_sweep
 
 
@@ -30,8 +30,7 @@ def test_layer_windows_scale_with_depth():
 
 def test_steering_rejects_layers_that_do_not_exist(tiny_llama, tiny_dirs):
     with pytest.raises(SiteError, match="do not exist"):
-        with steering(tiny_llama, tiny_dirs, "anger", [99], 4.0, prompt_length=5):
-            pass
+        steering_interventions(tiny_llama, tiny_dirs, "anger", [99], 4.0)
 
 
 @pytest.mark.parametrize("mode", ["last_prompt", "from_last_prompt"])
@@ -73,10 +72,12 @@ def test_relative_strength_scales_with_the_residual(tiny_llama, tiny_dirs):
             seen[name] = act[0, -1].clone()
         return hook
 
+    from emowork.hooks.executors import intervene
+
     with torch.inference_mode():
         with tiny_llama.bridge.hooks(fwd_hooks=[(f"blocks.{layer}.hook_resid_post", grab("before"))]):
             tiny_llama.hf_model(**enc)
-        with steering(tiny_llama, tiny_dirs, "fear", [layer], 3.0, T):
+        with intervene(tiny_llama, steering_interventions(tiny_llama, tiny_dirs, "fear", [layer], 3.0), T, backend="bridge"):
             with tiny_llama.bridge.hooks(fwd_hooks=[(f"blocks.{layer}.hook_resid_post", grab("after"))]):
                 tiny_llama.hf_model(**enc)
     added = seen["after"] - seen["before"]

@@ -1,13 +1,14 @@
-"""Fast generation on the unwrapped model must give exactly what the bridge-wrapped model gives."""
+"""Fast generation on the unwrapped model must give exactly what the bridge-wrapped model gives; the static-cache
+backend must give what the dynamic one gives."""
 
 from contextlib import contextmanager
 
 import pytest
 import torch
 
-from emowork.components.editing import Edit, edits_at_prompt_end
-from emowork.generate import DecodingConfig, generate, generation_model
-from emowork.interventions import add_to_residual
+from emowork.generate import DecodingConfig, generate
+from emowork.hooks.executors import choose_backend
+from emowork.hooks.intervention import Intervention
 from emowork.streaming import stream_generate
 from emowork.unwrapped import decoder_layer, unwrapped_model
 
@@ -21,13 +22,22 @@ def bridge_only(handle):
         handle.fast_generation = True
 
 
+@contextmanager
+def static(handle):
+    handle.static_cache = True
+    try:
+        yield
+    finally:
+        handle.static_cache = False
+
+
 def prompts(handle):
     return [handle.format_chat(t) for t in ("Hi", "Tell me about the weather in spring.", "I lost my keys at the station.")]
 
 
 def test_unwrapped_model_shares_the_weights_and_gives_the_same_logits(tiny):
     plain = unwrapped_model(tiny)
-    assert unwrapped_model(tiny) is plain
+    assert unwrapped_model(tiny) is plain and tiny.caches.unwrapped_model is plain
     wrapped = {t.data_ptr() for t in tiny.hf_model.parameters()}
     assert all(p.data_ptr() in wrapped for p in plain.parameters())  # no copy
     assert not any(t.is_meta for t in plain.state_dict().values())
@@ -37,22 +47,6 @@ def test_unwrapped_model_shares_the_weights_and_gives_the_same_logits(tiny):
         b = plain(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
     assert (a - b).abs().max().item() < 1e-4
     assert len({id(decoder_layer(tiny, layer)) for layer in range(tiny.facts.n_layers)}) == tiny.facts.n_layers
-
-
-@pytest.mark.parametrize("mode", ["last_prompt", "from_last_prompt"])
-@pytest.mark.parametrize("site", ["resid_post", "resid_pre"])
-def test_steered_generation_is_the_same_on_both_paths(tiny_llama, mode, site):
-    handle = tiny_llama
-    layer = handle.facts.n_layers // 2
-    vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(0))
-    factory = lambda T, idx: add_to_residual(handle, {layer: 4.0 * vector / vector.norm()}, T, mode=mode, site=site, relative=True)  # noqa: E731
-    config = DecodingConfig(max_new_tokens=10)
-    fast = generate(handle, prompts(handle), config, intervention=factory, batch_size=3, progress=False)
-    with bridge_only(handle):
-        slow = generate(handle, prompts(handle), config, intervention=factory, batch_size=3, progress=False)
-    plain = generate(handle, prompts(handle), config, batch_size=3, progress=False)
-    assert [g.text for g in fast] == [g.text for g in slow]
-    assert [g.text for g in fast] != [g.text for g in plain]  # the steering did something
 
 
 def test_streamed_gauge_is_the_same_on_both_paths(tiny_llama):
@@ -65,50 +59,63 @@ def test_streamed_gauge_is_the_same_on_both_paths(tiny_llama):
     assert max((a - b).abs().max().item() for a, b in zip(fast.residuals, slow.residuals)) < 1e-4
 
 
-def test_interventions_on_other_sites_run_through_the_bridge(tiny_llama):
+def test_the_backend_rule(tiny_llama, tiny_gpt2):
     handle = tiny_llama
-    with add_to_residual(handle, {0: torch.zeros(handle.facts.d_model)}, 3, site="resid_post") as state:
-        assert generation_model(handle, state, intervened=True) is unwrapped_model(handle)
-    with add_to_residual(handle, {0: torch.zeros(handle.facts.d_model)}, 3, site="mlp_out") as state:
-        assert generation_model(handle, state, intervened=True) is handle.hf_model
-    edit = Edit("neuron", 1, (0, 1), "ablate")
-    with edits_at_prompt_end(handle, [edit], 3) as state:
-        assert generation_model(handle, state, intervened=True) is handle.hf_model
-    assert generation_model(handle) is unwrapped_model(handle)
+    steer = [Intervention("resid_post", 1, "add", torch.ones(handle.facts.d_model), rms_units=True)]
+    neurons = [Intervention("mlp_post", 1, "ablate", units=(0, 1))]
+    assert choose_backend(handle) == choose_backend(handle, steer) == choose_backend(handle, neurons) == "unwrapped"
+    assert choose_backend(handle, steer, streaming=True) == "unwrapped"  # static cache off
+    with static(handle):
+        assert choose_backend(handle, steer, streaming=True) == "static"
+        assert choose_backend(handle, neurons, streaming=True) == "unwrapped"  # the slots only add to the residual
+        assert choose_backend(handle, steer) == "unwrapped"  # batched generation never uses the static cache
     with bridge_only(handle):
-        assert generation_model(handle) is handle.hf_model
+        assert choose_backend(handle, steer) == "bridge"
+    # GPT-2's fused Conv1D projections have no Linear input for neurons or heads: those edits run on the bridge
+    heads = [Intervention("z", 0, "ablate", units=(0,))]
+    assert choose_backend(tiny_gpt2, heads) == "bridge" and choose_backend(tiny_gpt2, steer[:1]) == "unwrapped"
 
 
-@contextmanager
-def static(handle):
-    handle.static_cache = True
-    try:
-        yield
-    finally:
-        handle.static_cache = False
+def _steers(handle, mode):
+    vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(1))
+    unit = vector / vector.norm()
+    return [[Intervention("resid_post", 1, "add", 30.0 * unit, when=mode, rms_units=True),
+             Intervention("resid_post", 2, "add", 10.0 * unit, when=mode, rms_units=True)],
+            [Intervention("resid_post", 2, "add", -6.0 * unit, when=mode, rms_units=True)], []]
 
 
 @pytest.mark.parametrize("mode", ["last_prompt", "from_last_prompt"])
 def test_static_cache_streaming_equals_dynamic_with_the_same_gauge(tiny_llama, mode):
-    """The static path (slots + reused static cache + teacher-forced gauge) must reproduce the dynamic one."""
-    from emowork.static_steering import ResidualSteer
-
+    """The static backend (slots + reused static cache + teacher-forced gauge) must reproduce the dynamic one."""
     handle = tiny_llama
-    vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(1))
-    steers = [ResidualSteer({1: 30.0 * vector / vector.norm(), 2: 10.0 * vector / vector.norm()}, mode),
-              ResidualSteer({2: -6.0 * vector / vector.norm()}, mode), None]
+    steers = _steers(handle, mode)
     config = DecodingConfig(max_new_tokens=10)
     for prompt in prompts(handle)[1:]:
         for steer in steers:  # several calls: the slots and the reused cache must not leak between them
-            dynamic = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+            dynamic = stream_generate(handle, prompt, config, steer, record_layer=2)
             with static(handle):
-                fixed = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+                fixed = stream_generate(handle, prompt, config, steer, record_layer=2)
             assert fixed.token_ids == dynamic.token_ids
             assert len(fixed.residuals) == len(dynamic.residuals) == len(fixed.token_ids)
             assert max((a - b).abs().max().item() for a, b in zip(fixed.residuals, dynamic.residuals)) < 1e-4
     with static(handle):
-        steered = stream_generate(handle, prompts(handle)[1], config, steer=steers[0])
+        steered = stream_generate(handle, prompts(handle)[1], config, steers[0])
         assert steered.token_ids != stream_generate(handle, prompts(handle)[1], config).token_ids
+
+
+@pytest.mark.parametrize("mode", ["last_prompt", "from_last_prompt"])
+def test_a_one_token_prompt_is_steered_at_its_prompt_token_on_the_static_path(tiny_llama, mode):
+    """A one-token prompt's prefill pass is as long as a decoding step; the static slots must still treat it as the
+    prompt (they did not, when they guessed the pass from its length)."""
+    handle = tiny_llama
+    prompt = "a"
+    assert handle.n_tokens([prompt]) == [1]
+    config = DecodingConfig(max_new_tokens=8)
+    steer = _steers(handle, mode)[0]
+    dynamic = stream_generate(handle, prompt, config, steer)
+    with static(handle):
+        fixed = stream_generate(handle, prompt, config, steer)
+    assert fixed.token_ids == dynamic.token_ids
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -116,19 +123,19 @@ def test_compiled_static_steering_on_cuda_matches_the_dynamic_path():
     """On CUDA transformers compiles the static-cache decoding step (CUDA graphs): the slots, loaded in place between
     calls, must still steer every call as the dynamic path does."""
     import emowork
-    from emowork.static_steering import ResidualSteer
 
     handle = emowork.load_model("tiny-llama", device="cuda", dtype="float32")
     handle.static_cache = True
     vector = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(1)).cuda()
+    unit = vector / vector.norm()
     config = DecodingConfig(max_new_tokens=12)
     prompt = prompts(handle)[1]
-    for steer in (ResidualSteer({1: 30.0 * vector / vector.norm()}, "from_last_prompt"), None,
-                  ResidualSteer({2: -20.0 * vector / vector.norm()}, "last_prompt"),
-                  ResidualSteer({1: 30.0 * vector / vector.norm()}, "from_last_prompt")):
-        fixed = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+    for steer in ([Intervention("resid_post", 1, "add", 30.0 * unit, when="from_last_prompt", rms_units=True)], [],
+                  [Intervention("resid_post", 2, "add", -20.0 * unit, when="last_prompt", rms_units=True)],
+                  [Intervention("resid_post", 1, "add", 30.0 * unit, when="from_last_prompt", rms_units=True)]):
+        fixed = stream_generate(handle, prompt, config, steer, record_layer=2)
         handle.static_cache = False
-        dynamic = stream_generate(handle, prompt, config, record_layer=2, steer=steer)
+        dynamic = stream_generate(handle, prompt, config, steer, record_layer=2)
         handle.static_cache = True
         assert fixed.token_ids == dynamic.token_ids, steer
         assert max((a - b).abs().max().item() for a, b in zip(fixed.residuals, dynamic.residuals)) < 1e-3

@@ -6,7 +6,7 @@
 """
 
 from .dose_response import DoseResponse, readout_layer, run_dose_response, target_layers
-from .editing import Edit, LastTokenRunner, edits_at_prompt_end
+from .editing import LastTokenRunner, component_edit
 from .judged import judged_edits
 from .viewers import OfflineHTML, attention_patterns, colored_tokens, head_token_contributions, neuron_activations, top_activating
 from .heads import HeadImportance, head_importance, head_importance_masking_loop
@@ -14,6 +14,6 @@ from .neurons import NeuronContributions, neuron_contributions
 from .samples import ComponentSamples, collect_samples, difference_vectors
 
 __all__ = ["ComponentSamples", "collect_samples", "difference_vectors", "NeuronContributions", "neuron_contributions",
-           "HeadImportance", "head_importance", "head_importance_masking_loop", "Edit", "LastTokenRunner",
-           "edits_at_prompt_end", "DoseResponse", "run_dose_response", "readout_layer", "target_layers", "judged_edits",
+           "HeadImportance", "head_importance", "head_importance_masking_loop", "component_edit", "LastTokenRunner",
+           "DoseResponse", "run_dose_response", "readout_layer", "target_layers", "judged_edits",
            "OfflineHTML", "attention_patterns", "colored_tokens", "head_token_contributions", "neuron_activations", "top_activating"]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from .editing import Edit, LastTokenRunner
+from ..hooks.intervention import Intervention
+from .editing import LastTokenRunner, component_edit
 from .samples import difference_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,13 +136,13 @@ def run_dose_response(handle: "ModelHandle", directions: "EmotionDirections", sa
                     ranking = (neurons.mean[ei, layer] if kind == "neuron" else heads.mean[ei, layer]).argsort(descending=True)
                     delta = dmu_neurons[ei, layer] if kind == "neuron" else dmu_heads[ei, layer]
                     for operation in operations:
-                        variants: list[tuple[int, str, int, Edit]] = []
+                        variants: list[tuple[int, str, int, Intervention]] = []
                         for k in ks:
                             draws = [("top", 0, ranking[:k])]
                             generator = torch.Generator().manual_seed(1000 * k + layer)
                             draws += [("random", s, torch.randperm(width, generator=generator)[:k]) for s in range(seeds)]
                             for selection, seed, chosen in draws:
-                                edit = Edit(kind, layer, tuple(int(i) for i in chosen), operation, delta)  # type: ignore[arg-type]
+                                edit = component_edit(kind, layer, chosen.tolist(), operation, delta)  # type: ignore[arg-type]
                                 variants.append((k, selection, seed, edit))
                         for k, selection, seed, edit in variants:
                             after = runner.run([edit], [read])[read] @ v  # [G]

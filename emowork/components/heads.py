@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import torch
 
-from ..interventions import attach_hooks
+from ..hooks.attach import StopForward, attach_hooks
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..directions import EmotionDirections
@@ -78,10 +78,6 @@ def head_importance(handle: "ModelHandle", directions: "EmotionDirections", samp
     return HeadImportance(list(samples.emotions), method, out)
 
 
-class _Stop(Exception):
-    pass
-
-
 @torch.inference_mode()
 def head_importance_masking_loop(handle: "ModelHandle", directions: "EmotionDirections", prompts: Sequence[str],
                                  emotion: str, layers: Sequence[int], method: Literal["masked", "linear"] = "masked",
@@ -108,7 +104,7 @@ def head_importance_masking_loop(handle: "ModelHandle", directions: "EmotionDire
 
     def reader(act: torch.Tensor, hook: object) -> None:
         state["s"] = float(act[0, -1].float() @ state["v"])  # type: ignore[operator]
-        raise _Stop
+        raise StopForward
 
     for j, layer in enumerate(layers):
         state["v"] = directions.directions[site][e, layer].to(handle.device).float()
@@ -121,7 +117,7 @@ def head_importance_masking_loop(handle: "ModelHandle", directions: "EmotionDire
                     state["mask"] = head
                     try:
                         handle.hf_model(**enc, use_cache=False)
-                    except _Stop:
+                    except StopForward:
                         pass
                     scores.append(state["s"])
                 out[i, j] = scores[0] - torch.tensor(scores[1:])

@@ -13,7 +13,7 @@ from ..generate import DecodingConfig
 from ..generation_cache import generate_cached
 from ..intervals import bootstrap_ci
 from ..prompts import EMOTION_SYSTEM, build_prompts
-from .editing import Edit, edits_at_prompt_end
+from .editing import component_edit
 from .samples import difference_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,11 +40,11 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
     elicited = [build_prompts(handle, [g], [e]).texts[0] for g, e in items]
     neutral = build_prompts(handle, [g for g, _ in items], emotions=None).texts
     conditions = {
-        "ablate-top": (elicited, lambda e, ei: Edit("neuron", layer, top[e], "ablate")),
-        "ablate-random": (elicited, lambda e, ei: Edit("neuron", layer, rand[e], "ablate")),
+        "ablate-top": (elicited, lambda e, ei: ("ablate", top[e], None)),
+        "ablate-random": (elicited, lambda e, ei: ("ablate", rand[e], None)),
         "none (elicited)": (elicited, None),
-        "enhance-top": (neutral, lambda e, ei: Edit("neuron", layer, top[e], "enhance", dmu[ei])),
-        "enhance-random": (neutral, lambda e, ei: Edit("neuron", layer, rand[e], "enhance", dmu[ei])),
+        "enhance-top": (neutral, lambda e, ei: ("enhance", top[e], dmu[ei])),
+        "enhance-random": (neutral, lambda e, ei: ("enhance", rand[e], dmu[ei])),
         "none (neutral)": (neutral, None),
     }
     out: dict[str, Any] = {"layer": layer, "k": k, "conditions": {}, "examples": {}}
@@ -53,9 +53,10 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
             replies = generate_cached(handle, prompts, config, tag=f"elicit:{EMOTION_SYSTEM}" if "elicited" in name else "neutral",
                                       progress=progress, desc=name)
         else:
-            row_edits = [[make(e, emotions.index(e))] for _, e in items]
-            chosen = hashlib.sha256(repr([(r[0].layer, r[0].indices, r[0].operation) for r in row_edits]).encode()).hexdigest()[:12]
-            factory = lambda T, idx, _r=row_edits: edits_at_prompt_end(handle, [_r[i] for i in idx], T)  # noqa: E731
+            row_edits = [make(e, emotions.index(e)) for _, e in items]  # (operation, neurons, delta) per row
+            chosen = hashlib.sha256(repr([(layer, units, op) for op, units, _ in row_edits]).encode()).hexdigest()[:12]
+            factory = lambda idx, _r=row_edits: [component_edit("neuron", layer, _r[i][1], _r[i][0], _r[i][2], rows=(row,))  # noqa: E731
+                                                 for row, i in enumerate(idx)]
             replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}", variants=[e for _, e in items],
                                       intervention=factory, progress=progress, desc=name)
         accepted = judge.accept([r.text for r in replies], [e for _, e in items])

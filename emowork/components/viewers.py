@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from ..interventions import attach_hooks
+from ..hooks.attach import attach_hooks
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..handle import ModelHandle
