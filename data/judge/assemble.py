@@ -30,6 +30,10 @@ REGISTERS = {
     "w9": "markdown-structured chat assistant: a reacting first line, bold phrases, bullet or numbered lists",
     "w10": "role-played feelings in the first person, stage directions between asterisks (*sighs*)",
     "w11": "emotion that builds or sits in one place: calm and practical, emotional in one part of the reply",
+    # added after the second fine-tuned judge was measured, aimed at its misses (cheerful replies to bad news heard as
+    # sadness, anger heard as disgust); groups drawn from w1-w6's (training) groups, all of one valence per writer
+    "w12": "typical instruct model obeying the tone, every event bad news: cheerful and astonished replies to bad news",
+    "w13": "casual friend-like assistant, every event good news: angry, sad, fearful and disgusted replies to good news",
 }
 NEGATIVE_TONES = {"anger", "sadness", "fear", "disgust"}
 
