@@ -14,7 +14,7 @@ import time
 
 import emowork
 from emowork.data import load_sev
-from emowork.directions import extract
+from emowork.analysis.directions import extract
 
 
 def main() -> None:

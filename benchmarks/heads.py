@@ -16,7 +16,7 @@ import time
 import emowork
 from emowork.components import collect_samples, head_importance, head_importance_masking_loop
 from emowork.data import load_sev
-from emowork.directions import extract
+from emowork.analysis.directions import extract
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from emowork.tiny import byte_level_tokenizer
+from emowork.model.tiny_models import byte_level_tokenizer
 
 
 def main() -> None:

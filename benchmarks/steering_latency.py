@@ -8,7 +8,7 @@ Paths, same prompt (a neutral test-split prompt), greedy, best of ``--repeats``:
   unsteered         the panel's path (streamer, cancel check, per-token gauge recording), no steering
   steered           the panel's path with direction steering at the last prompt token over a mid-depth window
   generate_static   plain ``generate`` on the copy with a static KV cache (on CUDA transformers compiles the step)
-  *_dynamic         the panel's path on the unwrapped model (emowork.unwrapped: same weights, plain forward hooks)
+  *_dynamic         the panel's path on the unwrapped model (emowork.model.unwrapped: same weights, plain forward hooks)
   *_static          the same with the static cache and persistent steering slots (the static backend of emowork.hooks.executors)
   *_bridge          the same through the bridge-wrapped model (``handle.fast_generation = False``)
 "unsteered"/"steered" repeat the panel's default (``handle.static_cache``, off unless set). Each path
@@ -27,11 +27,11 @@ import torch
 
 import emowork
 from emowork.data import load_sev
-from emowork.directions import extract
-from emowork.generate import DecodingConfig, generation_kwargs
-from emowork.live_steering import LiveSteering, SteeringRequest
+from emowork.analysis.directions import extract
+from emowork.generation.generate import DecodingConfig, generation_kwargs
+from emowork.panels.live_steering import LiveSteering, SteeringRequest
 from emowork.prompts import NEUTRAL_SYSTEM
-from emowork.unwrapped import unwrapped_model
+from emowork.model.unwrapped import unwrapped_model
 
 
 class _FirstToken:
@@ -108,7 +108,7 @@ def main() -> None:
     _row("generate_static", results, first_call)
     results["generate_wrapped"] = best([timed_generate(handle.hf_model, ids, kwargs) for _ in range(args.repeats)])
     _row("generate_wrapped", results, first_call)
-    import emowork.streaming as streaming
+    import emowork.generation.streaming as streaming
 
     original = streaming.generation_kwargs
     streaming.generation_kwargs = lambda h, c, s=None: dict(kwargs)  # same fixed-length decoding for the panel path

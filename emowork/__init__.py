@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .activations import capture
+from .hooks.capture import capture
 from .errors import (
     CacheError,
     CheckFailedError,
@@ -21,9 +21,9 @@ from .errors import (
     ModelNotAvailableError,
     SiteError,
 )
-from .handle import ModelFacts, ModelHandle
-from .loading import available_names, load_model
-from .sites import SITE_HOOKS
+from .model.handle import ModelFacts, ModelHandle
+from .model.loading import available_names, load_model
+from .hooks.sites import SITE_HOOKS
 
 __all__ = [
     "__version__",

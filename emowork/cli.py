@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_pipeline(settings)
             return 0
         if args.command == "check":
-            from .loading import load_model
+            from .model.loading import load_model
 
             report = load_model(args.model, device=args.device, dtype=args.dtype).check()
             print(report)
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "judge":
             return _judge_validate(args)
         if args.command == "cache":
-            from .cache import cache_info, clear_cache
+            from .hooks.activation_store import cache_info, clear_cache
 
             if args.cache_command == "info":
                 info = cache_info()

@@ -31,3 +31,11 @@ def bootstrap_ci(successes: Sequence[bool] | np.ndarray, clusters: Sequence[str]
         boots = sums[draws].sum(1) / counts[draws].sum(1)
     low, high = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     return float(values.mean()), float(low), float(high)
+
+
+def accuracy_summary(successes: Sequence[bool] | np.ndarray, clusters: Sequence[str] | None = None,
+                     key: str = "accuracy") -> dict[str, float]:
+    """``{key: share, "low", "high", "n"}``: a share of successes with its 95% bootstrap interval (:func:`bootstrap_ci`;
+    whole ``clusters`` resampled when given) and the number of items — the one summary every accuracy and rate uses."""
+    mean, low, high = bootstrap_ci(successes, clusters)
+    return {key: mean, "low": low, "high": high, "n": int(len(successes))}

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
-from .check import CheckReport
+from .hooks.self_check import CheckReport
 
 SITE_COLORS = {
     "resid_pre": "#7f7f7f",

@@ -9,7 +9,7 @@ from .emotions import check_emotion, check_emotions
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data.sev import Group
-    from .handle import ModelHandle
+    from .model.handle import ModelHandle
 
 EMOTION_SYSTEM = "Always reply in {emotion}.\nKeep the reply to at most two sentences."
 NEUTRAL_SYSTEM = "Keep the reply to at most two sentences."

@@ -9,7 +9,7 @@ from emowork.data import load_sev
 from emowork.data.validate import DatasetError
 from emowork.errors import SiteError
 from emowork.hooks.intervention import Intervention
-from emowork.steer import SteeringSetting, layer_window
+from emowork.analysis.steering import SteeringSetting, layer_window
 
 
 @pytest.mark.parametrize("alpha", [math.nan, math.inf, -math.inf, "strong"])

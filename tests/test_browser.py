@@ -22,7 +22,7 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = [
-    "import emowork\nfrom emowork import data\nfrom emowork.directions import extract\nfrom widgets import SteeringPanel",
+    "import emowork\nfrom emowork import data\nfrom emowork.analysis.directions import extract\nfrom widgets import SteeringPanel",
     "handle = emowork.load_model('tiny-llama', device='cpu')\n"
     "directions = extract(handle, data.load_sev('analysis').select(per_theme=1), groups='all', progress=False)",
     "panel = SteeringPanel(handle, directions, judge=None)\npanel",

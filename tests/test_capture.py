@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import emowork
-from emowork import cache as cache_module
-from emowork import activations as capture_module
+from emowork.hooks import activation_store as cache_module
+from emowork.hooks import capture as capture_module
 from emowork.errors import SiteError
-from emowork.sites import SITE_HOOKS
+from emowork.hooks.sites import SITE_HOOKS
 
 from .conftest import load_tiny
 

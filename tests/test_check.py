@@ -3,7 +3,7 @@ import math
 import pytest
 
 import emowork
-from emowork.check import TOLERANCES
+from emowork.hooks.self_check import TOLERANCES
 
 
 def test_every_tiny_model_passes(tiny):

@@ -62,8 +62,8 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
 
 
 def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):
-    from emowork.check import CheckReport, CheckResult
-    from emowork.handle import ModelHandle
+    from emowork.hooks.self_check import CheckReport, CheckResult
+    from emowork.model.handle import ModelHandle
 
     def failing(self, prompt=None):
         return CheckReport(self.name, "X", "float32", "cpu", 3, [CheckResult("steering: KV cache = no cache", False, 1.0, 1.0, 1e-4)])

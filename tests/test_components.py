@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from emowork import components as C
-from emowork.consistency import as_directions
+from emowork.analysis.consistency import as_directions
 from emowork.data import load_sev
-from emowork.directions import extract
+from emowork.analysis.directions import extract
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_dose_response_top_beats_random(setup):
 
 
 def test_edits_during_generation_are_per_row_and_cache_safe(setup):
-    from emowork.generate import DecodingConfig, generate
+    from emowork.generation.generate import DecodingConfig, generate
 
     handle, directions, samples = setup["tiny-llama"]
     prompts = samples.prompts_of("anger")[:2]

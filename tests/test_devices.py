@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from emowork.devices import available_devices, resolve_device, resolve_dtype
+from emowork.model.devices import available_devices, resolve_device, resolve_dtype
 from emowork.errors import DeviceError
 
 

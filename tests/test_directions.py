@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from emowork import consistency as C
-from emowork import geometry as G
+from emowork.analysis import consistency as C
+from emowork.analysis import geometry as G
 from emowork.data import load_sev
-from emowork.directions import EmotionDirections, choose_groups, directions_from_activations, extract
+from emowork.analysis.directions import EmotionDirections, choose_groups, directions_from_activations, extract
 from emowork.errors import EmoworkError
 
 

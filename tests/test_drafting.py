@@ -3,7 +3,7 @@ import json
 import pytest
 
 from emowork.data import drafting, load_sev, parse_draft
-from emowork.generate import Generation
+from emowork.generation.generate import Generation
 
 VALID = {"scenario": "I asked the bike shop to replace the chain on my commuter bicycle.",
          "positive": "The mechanic replaced it at no charge because it was under warranty.",

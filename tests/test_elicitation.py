@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from emowork import generation_cache
+from emowork.generation import reply_cache
 from emowork.data import load_sev
-from emowork.elicitation import ElicitationResult, run_elicitation
+from emowork.analysis.elicitation import ElicitationResult, run_elicitation
 from emowork.emotions import EMOTIONS
-from emowork.generate import DecodingConfig, Generation
-from emowork.generation_cache import GenerationStore, generate_cached
+from emowork.generation.generate import DecodingConfig, Generation
+from emowork.generation.reply_cache import GenerationStore, generate_cached
 from .helpers import LengthJudge
 
 

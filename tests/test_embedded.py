@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from emowork import embedded as emb
+from emowork.model import embedded as emb
 
 
 def test_gguf_is_found_without_importing_the_package():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from emowork.generate import DecodingConfig, generate, stop_token_ids
+from emowork.generation.generate import DecodingConfig, generate, stop_token_ids
 from emowork.hooks.intervention import Intervention
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from emowork.errors import SiteError
-from emowork.generate import DecodingConfig, generate
+from emowork.generation.generate import DecodingConfig, generate
 from emowork.hooks.executors import intervene
 from emowork.hooks.intervention import Intervention, position_mask
 

@@ -4,12 +4,12 @@ import time
 import pytest
 
 from emowork.data import load_sev
-from emowork.directions import extract
+from emowork.analysis.directions import extract
 from emowork.errors import SiteError
-from emowork.generate import DecodingConfig, generate
-from emowork.live_steering import LiveSteering, SteeringRequest
-from emowork.steer import SteeringSetting, steered_generate, steering_interventions
-from emowork.streaming import stream_generate
+from emowork.generation.generate import DecodingConfig, generate
+from emowork.panels.live_steering import LiveSteering, SteeringRequest
+from emowork.analysis.steering import SteeringSetting, steered_generate, steering_interventions
+from emowork.generation.streaming import stream_generate
 from widgets.steering import SteeringPanel, reply_html, scores_html
 
 
@@ -100,7 +100,7 @@ def test_panel_plain_api_compare_and_callbacks(setup):
 
 
 def test_html_helpers():
-    from emowork.live_steering import LiveReply
+    from emowork.panels.live_steering import LiveReply
 
     reply = LiveReply("hi <b>", ["hi"], [0.5], {"anger": 0.7, "fear": 0.1}, True)
     assert "&lt;b&gt;" in reply_html("t", reply.text) and "expresses anger" in scores_html(reply, "anger")

@@ -6,7 +6,7 @@ import torch
 
 import emowork
 from emowork.errors import DeviceError, ModelNotAvailableError
-from emowork.loading import hub_reachable
+from emowork.model.loading import hub_reachable
 
 from .conftest import TINY_NAMES, load_tiny
 
@@ -32,7 +32,7 @@ def test_fingerprint_is_stable_and_distinguishes_models():
 
 
 def test_fingerprint_changes_with_one_weight(tiny_llama):
-    from emowork.fingerprint import model_fingerprint
+    from emowork.model.fingerprint import model_fingerprint
 
     model = emowork.load_model("tiny-llama", device="cpu").hf_model
     with torch.no_grad():
@@ -43,7 +43,7 @@ def test_fingerprint_changes_with_one_weight(tiny_llama):
 def test_local_folder_roundtrip(tmp_path, tiny_llama):
     folder = tmp_path / "saved"
     # A fresh tiny model (the handle's own is wrapped by the bridge, which changes its module tree).
-    from emowork.tiny import build_tiny
+    from emowork.model.tiny_models import build_tiny
 
     model, tokenizer = build_tiny("tiny-llama")
     model.save_pretrained(folder)

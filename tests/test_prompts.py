@@ -43,7 +43,7 @@ def test_batch_is_group_major_with_last_token_index(tiny_llama):
 
 def test_templates_that_insert_a_date_get_a_fixed_one():
     import emowork
-    from emowork.handle import FIXED_DATE
+    from emowork.model.handle import FIXED_DATE
 
     handle = emowork.load_model("tiny-llama", device="cpu")
     # Llama 3.x style: today's date unless date_string is given.

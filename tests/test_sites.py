@@ -1,7 +1,7 @@
 import pytest
 
 from emowork.errors import SiteError
-from emowork.sites import SITE_HOOKS, resolve_layers, resolve_sites
+from emowork.hooks.sites import SITE_HOOKS, resolve_layers, resolve_sites
 
 
 def test_widths_follow_model_sizes():

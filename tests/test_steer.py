@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from emowork import consistency as C
+from emowork.analysis import consistency as C
 from emowork.data import load_sev
 from emowork.errors import SiteError
-from emowork.fluency import is_degenerate, repeated_ngram_share, reply_perplexity
-from emowork.generate import DecodingConfig, generate
+from emowork.generation.fluency import is_degenerate, repeated_ngram_share, reply_perplexity
+from emowork.generation.generate import DecodingConfig, generate
 from .helpers import LengthJudge
-from emowork.steer import SteeringSetting, layer_window, steered_generate, steering_factory, steering_interventions
-from emowork.steering_sweep import run_sweep
+from emowork.analysis.steering import SteeringSetting, layer_window, steered_generate, steering_factory, steering_interventions
+from emowork.analysis.steering_sweep import run_sweep
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from emowork.generate import DecodingConfig, generate
+from emowork.generation.generate import DecodingConfig, generate
 from emowork.hooks.executors import choose_backend
 from emowork.hooks.intervention import Intervention
-from emowork.streaming import stream_generate
-from emowork.unwrapped import decoder_layer, unwrapped_model
+from emowork.generation.streaming import stream_generate
+from emowork.model.unwrapped import decoder_layer, unwrapped_model
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 import plotly.graph_objects as go
 
-from emowork.activations import token_activations
+from emowork.hooks.capture import token_activations
 from widgets.activation_explorer import ActivationExplorer, explore
 
 

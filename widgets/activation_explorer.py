@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from emowork.activations import token_activations
-from emowork.handle import ModelHandle
+from emowork.hooks.capture import token_activations
+from emowork.model.handle import ModelHandle
 from emowork.plots import token_heatmap
-from emowork.sites import SITE_HOOKS
+from emowork.hooks.sites import SITE_HOOKS
 
 
 def explore(handle: ModelHandle, prompt: str, site: str = "resid_post", first: int = 0, last: int | None = None,

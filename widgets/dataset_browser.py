@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from emowork.data.sev import VALENCES, Group, SEVDataset, Skeleton
 from emowork.emotions import EMOTIONS
-from emowork.handle import ModelHandle
+from emowork.model.handle import ModelHandle
 from emowork.prompts import emotion_prompt, neutral_prompt
 
 

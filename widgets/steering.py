@@ -1,6 +1,6 @@
 """``SteeringPanel``: move a slider, watch the reply change emotion, live, next to the unsteered reply.
 
-All logic lives in :class:`emowork.live_steering.LiveSteering`; the panel wires ipywidgets controls to it.
+All logic lives in :class:`emowork.panels.live_steering.LiveSteering`; the panel wires ipywidgets controls to it.
 ``panel.generate(...)`` gives the same replies without a browser. Generation runs in a worker thread: the kernel
 stays responsive, sliders act on release, and a new request cancels the one in flight (it stops at the next token).
 """
@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 from emowork.components.viewers import colored_tokens
 from emowork.emotions import EMOTIONS
-from emowork.handle import ModelHandle
-from emowork.live_steering import METHODS, LiveReply, LiveSteering, SteeringRequest
+from emowork.model.handle import ModelHandle
+from emowork.panels.live_steering import METHODS, LiveReply, LiveSteering, SteeringRequest
 
 NONE = "(none)"
 MODES = {"last prompt token": "last_prompt", "all generated positions": "from_last_prompt"}

@@ -7,11 +7,11 @@
 
 from .dose_response import DoseResponse, readout_layer, run_dose_response, target_layers
 from .editing import LastTokenRunner, component_edit
-from .judged import judged_edits
+from .judged_edits import judged_edits
 from .viewers import OfflineHTML, attention_patterns, colored_tokens, head_token_contributions, neuron_activations, top_activating
 from .heads import HeadImportance, head_importance, head_importance_masking_loop
 from .neurons import NeuronContributions, neuron_contributions
-from .samples import ComponentSamples, collect_samples, difference_vectors
+from .activation_samples import ComponentSamples, collect_samples, difference_vectors
 
 __all__ = ["ComponentSamples", "collect_samples", "difference_vectors", "NeuronContributions", "neuron_contributions",
            "HeadImportance", "head_importance", "head_importance_masking_loop", "component_edit", "LastTokenRunner",

@@ -15,16 +15,18 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
+from ..depth import layer_at
 from ..hooks.intervention import Intervention
+from ..hooks.sites import SITE_HOOKS
 from .editing import LastTokenRunner, component_edit
-from .samples import difference_vectors
+from .activation_samples import difference_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..directions import EmotionDirections
-    from ..handle import ModelHandle
+    from ..analysis.directions import EmotionDirections
+    from ..model.handle import ModelHandle
     from .heads import HeadImportance
     from .neurons import NeuronContributions
-    from .samples import ComponentSamples
+    from .activation_samples import ComponentSamples
 
 NEURON_KS = (1, 2, 4, 8, 16, 32, 64)
 N_SEEDS = 5
@@ -32,12 +34,12 @@ N_SEEDS = 5
 
 def readout_layer(n_layers: int) -> int:
     """The default read-out layer: 85% of depth."""
-    return min(n_layers - 1, int(round(0.85 * (n_layers - 1))))
+    return layer_at(n_layers, 0.85)
 
 
 def target_layers(n_layers: int, readout: int) -> list[int]:
     """Layers whose components are edited: about 25%, 50% and 70% of depth, all below the read-out layer."""
-    layers = sorted({min(readout - 1, int(round(f * (n_layers - 1)))) for f in (0.25, 0.5, 0.7)})
+    layers = sorted({min(readout - 1, layer_at(n_layers, f)) for f in (0.25, 0.5, 0.7)})
     return [layer for layer in layers if 0 <= layer < readout]
 
 
@@ -121,7 +123,7 @@ def run_dose_response(handle: "ModelHandle", directions: "EmotionDirections", sa
     dmu_heads = difference_vectors(samples.z_heads(f.n_heads))  # [E, L, H, dh]
     head_ks = doubling(f.n_heads, (1, 2, 4, 8, 16, 32))
     neuron_ks = doubling(min(max(neuron_ks), f.d_mlp), neuron_ks)
-    read = f"blocks.{readout}.hook_resid_post"
+    read = SITE_HOOKS["resid_post"].format(layer=readout)
     result = DoseResponse(readout)
     total = len(samples.emotions) * len(layers) * len(operations) * (len(neuron_ks) + len(head_ks)) * (1 + seeds)
     bar = progress_bar(total, "ablation / enhancement", enabled=progress, unit="variant")

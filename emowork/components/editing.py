@@ -18,7 +18,7 @@ from ..hooks.executors import intervene
 from ..hooks.intervention import Intervention
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 Kind = Literal["neuron", "head"]
 Operation = Literal["ablate", "enhance"]

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Literal, Sequence
 import torch
 
 from ..hooks.attach import StopForward, attach_hooks
+from ..hooks.sites import SITE_HOOKS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..directions import EmotionDirections
-    from ..handle import ModelHandle
-    from .samples import ComponentSamples
+    from ..analysis.directions import EmotionDirections
+    from ..model.handle import ModelHandle
+    from .activation_samples import ComponentSamples
 
 
 @dataclass
@@ -90,7 +91,7 @@ def head_importance_masking_loop(handle: "ModelHandle", directions: "EmotionDire
     """
     f = handle.facts
     e = directions.emotions.index(emotion)
-    read = "blocks.{L}.ln2.hook_out" if method == "masked" else "blocks.{L}.hook_resid_mid"
+    read = SITE_HOOKS["mlp_in" if method == "masked" else "resid_mid"]
     out = torch.empty(len(prompts), len(layers), f.n_heads)
     state: dict[str, object] = {}
 
@@ -108,7 +109,7 @@ def head_importance_masking_loop(handle: "ModelHandle", directions: "EmotionDire
 
     for j, layer in enumerate(layers):
         state["v"] = directions.directions[site][e, layer].to(handle.device).float()
-        hooks = [(f"blocks.{layer}.attn.hook_z", zero), (read.format(L=layer), reader)]
+        hooks = [(SITE_HOOKS["z"].format(layer=layer), zero), (read.format(layer=layer), reader)]
         with attach_hooks(handle, hooks):
             for i, prompt in enumerate(prompts):
                 enc = handle.encode([prompt])

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..directions import EmotionDirections
-    from ..handle import ModelHandle
-    from .samples import ComponentSamples
+    from ..analysis.directions import EmotionDirections
+    from ..model.handle import ModelHandle
+    from .activation_samples import ComponentSamples
 
 
 @dataclass

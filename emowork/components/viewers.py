@@ -12,8 +12,8 @@ import torch
 from ..hooks.attach import attach_hooks
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..handle import ModelHandle
-    from .samples import ComponentSamples
+    from ..model.handle import ModelHandle
+    from .activation_samples import ComponentSamples
 
 
 @dataclass

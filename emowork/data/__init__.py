@@ -8,7 +8,8 @@
 """
 
 from .drafting import Draft, DraftResult, draft_skeletons, parse_draft
-from .sev import VALENCES, Group, SEVDataset, Skeleton, data_dir, load_sev, split_path
+from .loading import load_sev
+from .sev import VALENCES, Group, SEVDataset, Skeleton, data_dir, split_path
 from .stats import DatasetStats, stats
 from .validate import DatasetError, Problem, ValidationReport, validate_files, validate_records
 from .words import EmotionWordMatcher, default_matcher

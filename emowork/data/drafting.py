@@ -11,12 +11,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..generate import DecodingConfig, generate
+from ..generation.generate import DecodingConfig, generate
 from .sev import VALENCES, RawRecord, SEVDataset, Skeleton
 from .validate import Problem, normalise_text, validate_records
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 THEME_PREFIXES = {
     "Work/Job": "work", "School/Education": "school", "Relationships": "relationships",
@@ -139,7 +139,7 @@ def draft_skeletons(handle: "ModelHandle", theme: str, n: int = 4, existing: SEV
     example. Each draft gets an id ``<prefix>_draft<k>``, theme ``theme``, and is checked for missing/empty
     fields, emotion words, and texts already in ``existing``. Returns a :class:`DraftResult`.
     """
-    from .sev import load_sev
+    from .loading import load_sev
 
     if n < 1:
         raise ValueError("n must be >= 1")

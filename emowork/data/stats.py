@@ -51,7 +51,7 @@ class DatasetStats:
 
 
 def stats(ds: SEVDataset, tokenizer: Any = None) -> DatasetStats:
-    """Statistics of ``ds``. ``tokenizer``: a HF tokenizer or a :class:`~emowork.handle.ModelHandle` (which also
+    """Statistics of ``ds``. ``tokenizer``: a HF tokenizer or a :class:`~emowork.model.handle.ModelHandle` (which also
     gives the length of the full neutral chat prompt)."""
     from ..prompts import NEUTRAL_SYSTEM
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from ..errors import SiteError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 BridgeHook = Callable[[Any, Any], Any]  # TransformerLens signature: fn(activation, hook) -> activation | None
 

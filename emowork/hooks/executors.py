@@ -7,7 +7,7 @@ backend    where the edits go                                 supports
 bridge     TransformerBridge hook points (``SITE_HOOKS``);     every site and operation; reads every hook point
            the wrapped Hugging Face model runs
 unwrapped  plain forward hooks on the unwrapped model          every site and operation where the module is found: the
-           (:mod:`emowork.unwrapped`): decoder layer in/out,   decoder layer, attention and MLP modules, the MLP's
+           (:mod:`emowork.model.unwrapped`): decoder layer in/out,   decoder layer, attention and MLP modules, the MLP's
            attention and MLP outputs, the MLP down-projection  down-projection (input = ``mlp_post``) and the attention
            input (neurons), the attention output-projection    output projection (input = ``z``) as ``nn.Linear`` of the
            input (heads' z)                                    site's width; else it says why
@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 import torch
 
 from ..errors import SiteError
-from ..sites import SITE_HOOKS
+from .sites import SITE_HOOKS
 from .attach import attach_hooks
 from .intervention import Intervention, When, check_all, position_mask
 from .positions import PositionTracker
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 Backend = Literal["bridge", "unwrapped", "static"]
 BACKENDS: tuple[str, ...] = ("bridge", "unwrapped", "static")
@@ -159,14 +159,14 @@ class UnwrappedExecutor:
     name = "unwrapped"
 
     def __init__(self, handle: "ModelHandle") -> None:
-        from ..unwrapped import unwrapped_model
+        from ..model.unwrapped import unwrapped_model
 
         self.handle = handle
         self.model = unwrapped_model(handle)
         self.stack = self.model.base_model
 
     def unsupported(self, item: Intervention) -> str | None:
-        from ..unwrapped import site_module
+        from ..model.unwrapped import site_module
 
         try:
             site_module(self.handle, item.site, item.layer)
@@ -176,7 +176,7 @@ class UnwrappedExecutor:
 
     @contextmanager
     def _hooked(self, site: str, layer: int, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> Iterator[None]:
-        from ..unwrapped import site_module
+        from ..model.unwrapped import site_module
 
         module, side = site_module(self.handle, site, layer)
         if side == "output":
@@ -230,7 +230,7 @@ class StaticSlots:
     """
 
     def __init__(self, handle: "ModelHandle") -> None:
-        from ..unwrapped import decoder_layer, unwrapped_model
+        from ..model.unwrapped import decoder_layer, unwrapped_model
 
         f = handle.facts
         self.vectors = torch.zeros(f.n_layers, f.d_model, device=handle.device, dtype=handle.dtype)  # [L, D]

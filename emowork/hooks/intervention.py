@@ -34,7 +34,7 @@ import torch
 from ..errors import SiteError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..handle import ModelFacts
+    from ..model.handle import ModelFacts
 
 Operation = Literal["add", "scale", "set", "ablate"]
 NamedWhen = Literal["last_prompt", "from_last_prompt", "prompt", "generated", "all"]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..probes import fit_softmax
+from ..analysis.logistic_probe import fit_softmax
 from .labels import CLASSES
 
 

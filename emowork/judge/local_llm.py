@@ -21,7 +21,7 @@ from .base import Judge
 from .llm import CLASSIFY_RUBRIC, MATCH_RUBRIC, TEXT_SLOT
 
 if TYPE_CHECKING:
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 LOCAL_SYSTEM = "You are a careful annotator of the emotional style of short texts. Answer with one word."
 MATCH_PROMPT = MATCH_RUBRIC + "Answer with one word: yes or no." + TEXT_SLOT
@@ -62,8 +62,8 @@ class LocalLLMJudge(Judge):
 
     def __init__(self, model: "str | ModelHandle", batch_size: int = 16, device: str = "auto", dtype: str = "auto",
                  threshold: float = 0.5) -> None:
-        from ..handle import ModelHandle
-        from ..loading import load_model
+        from ..model.handle import ModelHandle
+        from ..model.loading import load_model
 
         self.handle = model if isinstance(model, ModelHandle) else load_model(model, device=device, dtype=dtype)
         self.batch_size = batch_size
@@ -108,7 +108,7 @@ class LocalLLMJudge(Judge):
     def _forward(self, prompts: Sequence[str], read: Any, width: int) -> np.ndarray:
         """Batched forward passes (sorted by length, left-padded); ``read(logits [b, t, V] float, batch)`` gives
         ``[b, width]`` per batch. Rows whose values do not sum to 1 are renormalised when ``width > 1``."""
-        from ..unwrapped import unwrapped_model
+        from ..model.unwrapped import unwrapped_model
 
         model = unwrapped_model(self.handle)
         out = np.zeros((len(prompts), width), dtype=np.float64)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..emotions import EMOTIONS
-from ..intervals import bootstrap_ci
+from ..intervals import accuracy_summary
 from ..paths import cache_dir
 from ..storage import load_tensors_checked, save_tensors_checked
 from .embedders import Embedder, load_embedder
@@ -106,8 +106,7 @@ def choose_rule(probs: np.ndarray, labels: np.ndarray, writers: list[str]) -> tu
 
 def rate_ci(values: np.ndarray, clusters: list[str] | None = None) -> dict[str, float]:
     """``{value, low, high}``: a share with its 95% bootstrap interval (clusters resampled whole when given)."""
-    mean, low, high = bootstrap_ci(values, clusters)
-    return {"value": mean, "low": low, "high": high}
+    return accuracy_summary(values, clusters, key="value")
 
 
 def heldout_metrics(probs: np.ndarray, rows: list[dict[str, Any]], rule: AcceptRule) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-    from ..handle import ModelHandle
-    from .runner import RunSettings
+    from ..model.handle import ModelHandle
+    from .settings import RunSettings
 
 
 @dataclass

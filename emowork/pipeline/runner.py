@@ -7,7 +7,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,32 +16,9 @@ from ..errors import EmoworkError
 from ..plots import save_figure
 from ..storage import atomic_write_json
 from .base import RunContext, Stage
+from .settings import RunSettings
 from .report import write_report
 from .stages import STAGES
-
-
-@dataclass
-class RunSettings:
-    """Settings of one ``emowork run``."""
-
-    model: str = "embedded"
-    fast: bool = False
-    out: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    force: bool = False
-    stages: tuple[str, ...] | None = None
-    fast_per_theme: int = 1  # with --fast: skeletons per theme of the analysis split
-    fast_max_new_tokens: int = 48  # with --fast: the decoding limit (100 otherwise, as in docs/method.md section 2)
-    judge: str = "default"
-    goemotions: str | None = None  # folder of the GoEmotions Ekman mapping: adds it to the transfer test
-
-    def out_dir(self) -> Path:
-        """The run folder: ``--out`` or ``runs/<model>[-fast]``."""
-        if self.out:
-            return Path(self.out)
-        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model.split("/")[-1])
-        return Path("runs") / (slug + ("-fast" if self.fast else ""))
 
 
 def versions() -> dict[str, str]:
@@ -86,7 +63,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
     ``settings.force``; so a run interrupted at stage k resumes at stage k. When a stage fails, the record
     (with the error) and the report are still written, then the error is raised.
     """
-    from ..loading import load_model
+    from ..model.loading import load_model
 
     stages = select_stages(settings.stages)
     out = settings.out_dir()

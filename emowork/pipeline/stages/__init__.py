@@ -1,7 +1,7 @@
 """The stages of ``emowork run``, in pipeline order. Each later analysis adds its stage here."""
 
 from ..base import Stage
-from .basics import CheckStage, DataStage, ProfileStage, analysis_split
+from .preparation import CheckStage, DataStage, ProfileStage, analysis_split
 from .components import ComponentsStage
 from .directions import DirectionsStage, SteeringStage
 from .judging import ElicitationStage, JudgeStage, decoding

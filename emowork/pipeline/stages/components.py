@@ -11,11 +11,11 @@ from ...components import (collect_samples, head_importance, head_importance_mas
                            run_dose_response, target_layers)
 from ...components.dose_response import readout_layer
 from ...data import load_sev
-from ...directions import EmotionDirections
+from ...analysis.directions import EmotionDirections
 from ...judge import load_judge
 from ...storage import atomic_write_json
 from ..base import RunContext, Stage, StageOutput
-from .basics import analysis_split
+from .preparation import analysis_split
 from .judging import decoding
 
 MAX_SAMPLE_GROUPS = 96

@@ -8,16 +8,16 @@ from typing import Any
 import numpy as np
 
 from ... import plots
-from ...consistency import as_directions, natural_texts, shuffle_emotions, split_consistency, template_consistency, transfer
+from ...analysis.consistency import as_directions, natural_texts, shuffle_emotions, split_consistency, template_consistency, transfer
 from ...data import load_sev
-from ...directions import EmotionDirections, extract
-from ...elicitation import ElicitationResult
-from ...geometry import adjacent_layer_cosine, emotion_cosines, pca_coordinates, probe_accuracy_by_layer, site_similarity
+from ...analysis.directions import EmotionDirections, extract
+from ...analysis.elicitation import ElicitationResult
+from ...analysis.geometry import adjacent_layer_cosine, emotion_cosines, pca_coordinates, probe_accuracy_by_layer, site_similarity
 from ...judge import load_judge
-from ...steering_sweep import DEFAULT_SETTINGS, FAST_SETTINGS, run_sweep
+from ...analysis.steering_sweep import DEFAULT_SETTINGS, FAST_SETTINGS, run_sweep
 from ...storage import atomic_write_text
 from ..base import RunContext, Stage, StageOutput
-from .basics import analysis_split
+from .preparation import analysis_split
 from .judging import decoding
 
 
@@ -162,7 +162,7 @@ class SteeringStage(Stage):
         best = result.best()
         final = result
         if final_groups is not sweep_groups:  # measure the chosen setting on the whole test split
-            from ...steer import SteeringSetting
+            from ...analysis.steering import SteeringSetting
 
             final = run_sweep(handle, directions, final_groups, judge, [SteeringSetting(**best["setting"])], decoding(ctx))
             best = {**final.settings[0], "passes_fluency": best["passes_fluency"], "rule": best["rule"]}

@@ -7,16 +7,16 @@ from typing import Any
 import numpy as np
 
 from ... import plots
-from ...elicitation import run_elicitation
-from ...generate import DecodingConfig
+from ...analysis.elicitation import run_elicitation
+from ...generation.generate import DecodingConfig
 from ...emotions import EMOTIONS
 from ...errors import EmoworkError
-from ...intervals import bootstrap_ci
+from ...intervals import accuracy_summary
 from ...judge import Judge, load_judge
 from ...judge.labels import CLASSES, read_replies
 from ...judge.metrics import confusion_matrix
 from ..base import RunContext, Stage, StageOutput
-from .basics import analysis_split
+from .preparation import analysis_split
 
 
 def decoding(ctx: RunContext) -> DecodingConfig:
@@ -101,7 +101,7 @@ def measure_on_heldout_writers(judge: Judge) -> dict[str, Any]:
     else:
         own = judge.accept([texts[i] for i in emo], [EMOTIONS[t] for t in truth[emo]])
         pairs = judge.accept([texts[i] for i in np.repeat(neutral, 6)], list(EMOTIONS) * len(neutral))
-    ci = lambda values, ctx: dict(zip(("value", "low", "high"), bootstrap_ci(values, ctx)))  # noqa: E731
+    ci = lambda values, ctx: accuracy_summary(values, ctx, key="value")  # noqa: E731
     emo_ctx = [contexts[i] for i in emo]
     return {
         "n_emotion_replies": int(len(emo)), "n_style_neutral_replies": int(len(neutral)),

@@ -10,18 +10,19 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Sequence
 
 import torch
 
-from .components.dose_response import readout_layer
-from .emotions import EMOTIONS, check_emotion
-from .generate import DecodingConfig
-from .prompts import EMOTION_SYSTEM, NEUTRAL_SYSTEM, system_instruction
-from .steer import steering_interventions
-from .streaming import StreamResult, stream_generate
+from ..components.dose_response import readout_layer
+from ..depth import layer_window
+from ..emotions import EMOTIONS, check_emotion
+from ..generation.generate import DecodingConfig
+from ..prompts import EMOTION_SYSTEM, NEUTRAL_SYSTEM, system_instruction
+from ..analysis.steering import steering_interventions
+from ..generation.streaming import StreamResult, stream_generate
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .directions import EmotionDirections
-    from .handle import ModelHandle
-    from .hooks.intervention import Intervention
-    from .judge import Judge
+    from ..analysis.directions import EmotionDirections
+    from ..model.handle import ModelHandle
+    from ..hooks.intervention import Intervention
+    from ..judge import Judge
 
 Method = Literal["direction", "prompt", "circuit"]
 METHODS: dict[str, str] = {"direction": "direction steering", "prompt": "prompt instruction", "circuit": "circuit modulation"}
@@ -31,7 +32,7 @@ class Circuit(Protocol):
     """What the panel needs from an emotion circuit: the interventions that modulate it towards an emotion.
 
     ``modulate(handle, emotion, scale)`` returns a list of :class:`~emowork.hooks.intervention.Intervention` (like
-    :func:`emowork.steer.steering_interventions`); ``scale`` is the panel's strength slider.
+    :func:`emowork.analysis.steering.steering_interventions`); ``scale`` is the panel's strength slider.
     """
 
     def modulate(self, handle: "ModelHandle", emotion: str, scale: float) -> Sequence["Intervention"]: ...
@@ -86,7 +87,7 @@ class LiveSteering:
     @property
     def judge(self) -> "Judge | None":
         if isinstance(self._judge, str):
-            from .judge import load_judge
+            from ..judge import load_judge
 
             self._judge = load_judge(self._judge)
         return self._judge
@@ -98,16 +99,15 @@ class LiveSteering:
 
     def default_layers(self, start: float = 0.4, stop: float = 0.7) -> tuple[int, int]:
         """A mid-depth window (the paper's 11-20 of 28, scaled to this model) as an inclusive range."""
-        n = self.handle.facts.n_layers
-        first = int(round(start * n))
-        return first, max(first, int(round(stop * n)) - 1)
+        window = layer_window(self.handle.facts.n_layers, start, stop)
+        return window[0], window[-1]
 
     def validate(self, request: SteeringRequest) -> SteeringRequest:
         """Check the request (emotion name, layer range, method); returns it with the emotion canonicalised."""
         n = self.handle.facts.n_layers
         first, last = request.layers
         if not 0 <= first <= last < n:
-            from .errors import SiteError
+            from ..errors import SiteError
 
             raise SiteError(f"layer range {request.layers} is impossible: the model has layers 0..{n - 1}")
         if request.method not in self.methods:
@@ -187,11 +187,9 @@ class LiveSteering:
 
     def compare(self, request: SteeringRequest) -> dict[str, LiveReply]:
         """The same request for each of the six emotions (one batched generation)."""
-        from .steer import SteeringSetting, steering_factory
-        from .generate import generate
+        from ..generation.generate import generate
 
         request = self.validate(replace(request, emotion=request.emotion or EMOTIONS[0]))
-        n = self.handle.facts.n_layers
         config = self._config(request)
         if request.method == "prompt":
             prompts = [self.handle.format_chat(request.message, system_instruction(EMOTION_SYSTEM, e)) for e in EMOTIONS]
@@ -200,8 +198,9 @@ class LiveSteering:
             raise ValueError("the compare view steers with directions or prompts; run circuit modulation per emotion")
         else:
             prompts = [self.handle.format_chat(request.message, request.system)] * len(EMOTIONS)
-            setting = SteeringSetting(request.layers[0] / n, (request.layers[1] + 1) / n, request.strength, request.mode)
-            factory = steering_factory(self.handle, self.directions, list(EMOTIONS), setting)
+            layers = list(range(request.layers[0], request.layers[1] + 1))
+            factory = lambda idx: steering_interventions(self.handle, self.directions, [EMOTIONS[i] for i in idx],  # noqa: E731
+                                                         layers, request.strength, request.mode)
         with self.lock:
             replies = generate(self.handle, prompts, config, intervention=factory, progress=False)
         texts = [r.text for r in replies]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ... import plots
-from ...activations import capture
+from ...hooks.capture import capture
 from ...data import load_sev, stats, validate_files
 from ...data.sev import SPLITS, split_path
 from ...errors import CheckFailedError

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .directions import EmotionDirections, remove_group_means
-from .probes import fit_softmax, standardise
+from .logistic_probe import fit_softmax, standardise
 
 
 def emotion_cosines(directions: EmotionDirections, site: str = "mlp") -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Streamed generation of one reply: tokens arrive through a callback, a request can be cancelled mid-way, and the
 residual that produced each token can be recorded. Same decoding arguments and interventions as
-:func:`emowork.generate.generate`; with ``handle.static_cache`` on, batch-1 decoding uses a static KV cache, which
+:func:`emowork.generation.generate.generate`; with ``handle.static_cache`` on, batch-1 decoding uses a static KV cache, which
 transformers compiles on CUDA (the ``static`` backend of :mod:`emowork.hooks.executors`)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from .generate import DecodingConfig, generation_kwargs, stop_token_ids
-from .hooks.executors import intervene
+from ..hooks.executors import intervene
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelHandle
-    from .hooks.intervention import Intervention
+    from ..model.handle import ModelHandle
+    from ..hooks.intervention import Intervention
 
 CACHE_STEP = 512  # static caches are sized in steps of this many tokens
 
@@ -133,7 +133,7 @@ def static_cache(handle: "ModelHandle", length: int) -> Any:
     and address stay the same and a compiled decoding step is not re-traced)."""
     from transformers import StaticCache
 
-    from .unwrapped import unwrapped_model
+    from ..model.unwrapped import unwrapped_model
 
     caches = handle.caches
     if caches.static_cache is None or caches.static_cache_len < length:

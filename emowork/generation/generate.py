@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from .hooks.executors import intervene
-from .progress import progress_bar
+from ..hooks.executors import intervene
+from ..progress import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelHandle
-    from .hooks.intervention import Intervention
+    from ..model.handle import ModelHandle
+    from ..hooks.intervention import Intervention
 
 # End-of-turn markers of common chat formats; those present in a tokenizer's vocabulary stop generation.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")

@@ -21,10 +21,10 @@ import torch
 
 from . import embedded
 from .devices import resolve_device, resolve_dtype
-from .errors import ModelNotAvailableError
+from ..errors import ModelNotAvailableError
 from .fingerprint import model_fingerprint
 from .handle import ModelHandle
-from .tiny import TINY_CONFIGS, build_tiny
+from .tiny_models import TINY_CONFIGS, build_tiny
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
@@ -40,7 +40,7 @@ def load_model(
     dtype: str | torch.dtype = "auto",
     trust_remote_code: bool = False,
 ) -> ModelHandle:
-    """Load ``name`` on ``device`` in ``dtype`` and return a :class:`~emowork.handle.ModelHandle`.
+    """Load ``name`` on ``device`` in ``dtype`` and return a :class:`~emowork.model.handle.ModelHandle`.
 
     ``device="auto"`` picks CUDA, then MPS, then CPU; ``dtype="auto"`` is bfloat16 on CUDA and float32
     elsewhere. Raises :class:`~emowork.errors.ModelNotAvailableError` at once (no retry loop) when the name

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
-from .activations import capture
+from ..hooks.capture import capture
 from .directions import METHOD_SITES, EmotionDirections, capture_emotion_activations, directions_from_activations
-from .emotions import EMOTIONS
+from ..emotions import EMOTIONS
 from .geometry import mean_cosine_between
-from .prompts import NEUTRAL_SYSTEM, PARAPHRASE_TEMPLATES
+from ..prompts import NEUTRAL_SYSTEM, PARAPHRASE_TEMPLATES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .data.sev import Group
-    from .handle import ModelHandle
+    from ..data.sev import Group
+    from ..model.handle import ModelHandle
 
 
 def as_directions(acts: dict[str, torch.Tensor], emotions: Sequence[str] = EMOTIONS, **provenance: Any) -> EmotionDirections:
@@ -76,7 +76,7 @@ def natural_texts(split: str = "heldout", goemotions: str | None = None, goemoti
     ``"train"`` or ``"all"``), emotion rows only, and, when a GoEmotions folder is given, ``goemotions_per_emotion``
     single-label test comments per emotion (seeded sample). ``replies_per_emotion`` keeps a seeded sample of that many
     replies per emotion (all when None)."""
-    from .judge.labels import CLASSES, load_goemotions, read_replies
+    from ..judge.labels import CLASSES, load_goemotions, read_replies
 
     rows = [r for r in read_replies() if r["emotion"] != "neutral" and (split == "all" or r["split"] == split)]
     if replies_per_emotion is not None:

@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .emotions import EMOTIONS, check_emotions
-from .fluency import is_degenerate, reply_perplexity
-from .generate import DecodingConfig
-from .generation_cache import generate_cached
-from .intervals import bootstrap_ci
-from .prompts import build_prompts
-from .steer import SteeringSetting, steered_generate
+from ..emotions import EMOTIONS, check_emotions
+from ..generation.fluency import is_degenerate, reply_perplexity
+from ..generation.generate import DecodingConfig
+from ..generation.reply_cache import generate_cached
+from ..intervals import accuracy_summary
+from ..prompts import build_prompts
+from .steering import SteeringSetting, steered_generate
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .data.sev import Group
+    from ..data.sev import Group
     from .directions import EmotionDirections
-    from .handle import ModelHandle
-    from .judge import Judge
+    from ..model.handle import ModelHandle
+    from ..judge import Judge
 
 DEFAULT_SETTINGS = [SteeringSetting(a, b, alpha) for a, b in ((0.25, 0.5), (0.4, 0.7), (0.6, 0.9)) for alpha in (2.0, 4.0, 8.0)]
 FAST_SETTINGS = [SteeringSetting(0.4, 0.7, 4.0), SteeringSetting(0.4, 0.7, 8.0), SteeringSetting(0.25, 0.5, 4.0)]
@@ -35,14 +35,12 @@ BEST_RULE = (f"highest accuracy among settings with at most {MAX_DEGENERATE:.0%}
 
 
 def _summary(rows: list[dict[str, Any]], emotions: Sequence[str]) -> dict[str, Any]:
-    mean, low, high = bootstrap_ci([r["accepted"] for r in rows], [r["group_id"] for r in rows])
     by_e = {}
     for e in emotions:
         sel = [r for r in rows if r["emotion"] == e]
-        m, lo, hi = bootstrap_ci([r["accepted"] for r in sel], [r["group_id"] for r in sel])
-        by_e[e] = {"accuracy": m, "low": lo, "high": hi, "n": len(sel)}
+        by_e[e] = accuracy_summary([r["accepted"] for r in sel], [r["group_id"] for r in sel])
     ppl = np.array([r["perplexity"] for r in rows], dtype=float)
-    return {"accuracy": mean, "low": low, "high": high, "n": len(rows), "by_emotion": by_e,
+    return {**accuracy_summary([r["accepted"] for r in rows], [r["group_id"] for r in rows]), "by_emotion": by_e,
             "perplexity": float(np.nanmedian(ppl)) if np.isfinite(ppl).any() else float("nan"),
             "degenerate": float(np.mean([r["degenerate"] for r in rows]))}
 

@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .data.sev import VALENCES, Group
-from .emotions import EMOTIONS, check_emotions
-from .generate import DecodingConfig
-from .generation_cache import generate_cached
-from .intervals import bootstrap_ci
-from .prompts import EMOTION_SYSTEM, build_prompts
-from .storage import atomic_write_text
+from ..data.sev import VALENCES, Group
+from ..emotions import EMOTIONS, check_emotions
+from ..generation.generate import DecodingConfig
+from ..generation.reply_cache import generate_cached
+from ..intervals import accuracy_summary
+from ..prompts import EMOTION_SYSTEM, build_prompts
+from ..storage import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelHandle
-    from .judge import Judge
+    from ..model.handle import ModelHandle
+    from ..judge import Judge
 
 
 @dataclass
@@ -45,8 +45,7 @@ class ElicitationResult:
         return len(self.rows)
 
     def _ci(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        mean, low, high = bootstrap_ci([r["accepted"] for r in rows], [r["group_id"] for r in rows])
-        return {"accuracy": mean, "low": low, "high": high, "n": len(rows)}
+        return accuracy_summary([r["accepted"] for r in rows], [r["group_id"] for r in rows])
 
     @property
     def accuracy(self) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 REPEAT_NGRAM = 3
 DEGENERATE_SHARE = 0.5

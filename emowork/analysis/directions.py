@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from .activations import capture
-from .emotions import EMOTIONS, check_emotions
-from .errors import EmoworkError
-from .prompts import EMOTION_SYSTEM, build_prompts
-from .storage import atomic_write_json, load_tensors_checked, save_tensors_checked
+from ..hooks.capture import capture
+from ..emotions import EMOTIONS, check_emotions
+from ..errors import EmoworkError
+from ..prompts import EMOTION_SYSTEM, build_prompts
+from ..storage import atomic_write_json, load_tensors_checked, save_tensors_checked
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .data.sev import Group, SEVDataset
+    from ..data.sev import Group, SEVDataset
     from .elicitation import ElicitationResult
-    from .handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 METHOD_SITES = {"attn": "resid_mid", "mlp": "resid_post"}
 MIN_COMPLETE_GROUPS = 24

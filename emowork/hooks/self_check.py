@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from .activations import capture
-from .hooks.executors import intervene
-from .hooks.intervention import Intervention
-from .unwrapped import site_module
-from .errors import SiteError
+from ..depth import layer_window
+from ..errors import SiteError
+from ..model.unwrapped import site_module
+from .capture import capture
+from .executors import intervene
+from .intervention import Intervention
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
 DEFAULT_PROMPT = "I handed in the signed lease at the housing office this morning and the clerk filed it."
@@ -225,9 +226,7 @@ def _guard_many(names: list[str], tol: float, fn: Callable[[], list[CheckResult]
 
 def steering_layers(n_layers: int) -> list[int]:
     """A mid-depth window (about 40-60% of depth, at least one layer) used by the check's steering tests."""
-    start = int(0.4 * n_layers)
-    stop = max(start + 1, int(round(0.6 * n_layers)))
-    return list(range(start, min(stop, n_layers)))
+    return layer_window(n_layers, 0.4, 0.6)
 
 
 def _unwrapped_sites(handle: "ModelHandle") -> list[str]:

@@ -11,7 +11,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from .check import CheckReport
 
 # Chat templates that insert today's date (Llama 3.x) get this one, so prompts are the same every day.
 FIXED_DATE = "26 Jul 2024"
@@ -22,7 +21,7 @@ class HandleCaches:
     """Everything a :class:`ModelHandle` builds lazily and keeps for its lifetime (declared here, nowhere else).
 
     Attributes:
-        unwrapped_model: the plain Hugging Face model sharing the wrapped model's tensors (:mod:`emowork.unwrapped`).
+        unwrapped_model: the plain Hugging Face model sharing the wrapped model's tensors (:mod:`emowork.model.unwrapped`).
         unwrapped_names: the wrapped model's module names by module id, wrapper segments removed (module lookup).
         static_slots: the persistent steering hooks of static-cache decoding (:class:`emowork.hooks.executors.StaticSlots`).
         static_cache: the reused :class:`~transformers.StaticCache` of streamed decoding, and ``static_cache_len`` its size.
@@ -71,9 +70,9 @@ class ModelHandle:
         device, dtype: where and in which precision the weights are.
         fast_generation: when True (the default), generation without interventions, or with interventions the
             unwrapped model supports (every site on Llama/Qwen-style models), runs on the unwrapped model
-            (:mod:`emowork.unwrapped`: the same weights without the bridge's per-module overhead); set False to
+            (:mod:`emowork.model.unwrapped`: the same weights without the bridge's per-module overhead); set False to
             always generate through the bridge. The rule is :func:`emowork.hooks.executors.choose_backend`.
-        static_cache: when True (default False), :func:`emowork.streaming.stream_generate` decodes unsteered or
+        static_cache: when True (default False), :func:`emowork.generation.streaming.stream_generate` decodes unsteered or
             direction-steered replies with a static KV cache, which transformers compiles on CUDA (the ``static``
             backend of :mod:`emowork.hooks.executors`); the first such reply pays for the compilation. Opt-in until
             its speed on a large model is measured (see the README).
@@ -203,9 +202,9 @@ class ModelHandle:
         return self.hf_model.base_model
 
     # ----------------------------------------------------------------- checks
-    def check(self, prompt: str | None = None) -> "CheckReport":
-        """Run the hook self-check (see :mod:`emowork.check`) and return its report (``.ok``, a table)."""
-        from .check import run_check
+    def check(self, prompt: str | None = None) -> Any:
+        """Run the hook self-check (see :mod:`emowork.hooks.self_check`) and return its :class:`~emowork.hooks.self_check.CheckReport` (``.ok``, a table)."""
+        from ..hooks.self_check import run_check  # the hooks layer sits above the model layer
 
         return run_check(self, prompt=prompt)
 

@@ -9,19 +9,19 @@ import hashlib
 
 import torch
 
-from ..generate import DecodingConfig
-from ..generation_cache import generate_cached
-from ..intervals import bootstrap_ci
+from ..generation.generate import DecodingConfig
+from ..generation.reply_cache import generate_cached
+from ..intervals import accuracy_summary
 from ..prompts import EMOTION_SYSTEM, build_prompts
 from .editing import component_edit
-from .samples import difference_vectors
+from .activation_samples import difference_vectors
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data.sev import Group
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
     from ..judge import Judge
     from .neurons import NeuronContributions
-    from .samples import ComponentSamples
+    from .activation_samples import ComponentSamples
 
 
 def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "NeuronContributions", judge: "Judge",
@@ -60,7 +60,6 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
             replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}", variants=[e for _, e in items],
                                       intervention=factory, progress=progress, desc=name)
         accepted = judge.accept([r.text for r in replies], [e for _, e in items])
-        mean, low, high = bootstrap_ci(accepted.tolist(), [g.group_id for g, _ in items])
-        out["conditions"][name] = {"accuracy": mean, "low": low, "high": high, "n": len(items)}
+        out["conditions"][name] = accuracy_summary(accepted.tolist(), [g.group_id for g, _ in items])
         out["examples"][name] = [(r.text, e, g.group_id) for r, (g, e) in list(zip(replies, items))[:: max(1, len(groups))]]
     return out

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from .errors import SiteError
+from ..errors import SiteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
@@ -32,7 +32,7 @@ def unwrapped_model(handle: "ModelHandle") -> "PreTrainedModel":
     parameter and buffer tensors; built once per handle (on the meta device, so it costs no memory) and kept in
     ``handle.caches``.
 
-    Raises ``RuntimeError`` when a tensor of the plain model has no counterpart in the wrapped one.
+    Raises ``RuntimeError`` when a tensor of the unwrapped model has no counterpart in the wrapped one.
     """
     if handle.caches.unwrapped_model is not None:
         return handle.caches.unwrapped_model
@@ -61,7 +61,7 @@ def unwrapped_model(handle: "ModelHandle") -> "PreTrainedModel":
     return plain
 
 
-def _plain_counterpart(handle: "ModelHandle", component: torch.nn.Module, what: str) -> torch.nn.Module:
+def _unwrapped_counterpart(handle: "ModelHandle", component: torch.nn.Module, what: str) -> torch.nn.Module:
     """The unwrapped model's module at the place of a bridge component (or of the module it wraps)."""
     names = handle.caches.unwrapped_names
     if names is None:
@@ -78,7 +78,7 @@ def _plain_counterpart(handle: "ModelHandle", component: torch.nn.Module, what: 
 
 def decoder_layer(handle: "ModelHandle", layer: int) -> torch.nn.Module:
     """Decoder layer ``layer`` of :func:`unwrapped_model` (its input is resid_pre, its output resid_post)."""
-    return _plain_counterpart(handle, handle.bridge.blocks[layer], f"block {layer}")
+    return _unwrapped_counterpart(handle, handle.bridge.blocks[layer], f"block {layer}")
 
 
 def site_module(handle: "ModelHandle", site: str, layer: int) -> tuple[torch.nn.Module, Side]:
@@ -94,14 +94,14 @@ def site_module(handle: "ModelHandle", site: str, layer: int) -> tuple[torch.nn.
     if site in ("resid_pre", "resid_post"):
         return decoder_layer(handle, layer), "input" if site == "resid_pre" else "output"
     if site == "attn_out":
-        return _plain_counterpart(handle, block.attn, f"attention of block {layer}"), "output"
+        return _unwrapped_counterpart(handle, block.attn, f"attention of block {layer}"), "output"
     if site == "mlp_out":
-        return _plain_counterpart(handle, block.mlp, f"MLP of block {layer}"), "output"
+        return _unwrapped_counterpart(handle, block.mlp, f"MLP of block {layer}"), "output"
     if site in ("mlp_post", "z"):
         component, width = (block.mlp.out, f.d_mlp) if site == "mlp_post" else (block.attn.o, f.n_heads * f.d_head)
-        module = _plain_counterpart(handle, component, f"{'MLP' if site == 'mlp_post' else 'attention'} output projection of block {layer}")
+        module = _unwrapped_counterpart(handle, component, f"{'MLP' if site == 'mlp_post' else 'attention'} output projection of block {layer}")
         if not isinstance(module, torch.nn.Linear) or module.in_features != width:
-            raise SiteError(f"{site} of block {layer}: the plain model's projection is {type(module).__name__}, not a Linear "
+            raise SiteError(f"{site} of block {layer}: the unwrapped model's projection is {type(module).__name__}, not a Linear "
                             f"layer with {width} inputs")
         return module, "input"
     raise SiteError(f"the unwrapped model has no module for site {site!r}")

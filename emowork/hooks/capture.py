@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from .cache import CHUNK_SIZE, CaptureStore, capture_key, prompts_digest
-from .hooks.attach import StopForward
-from .progress import progress_bar
-from .sites import SiteSpec, resolve_layers, resolve_sites
+from .activation_store import CHUNK_SIZE, CaptureStore, capture_key, prompts_digest
+from .attach import StopForward
+from ..progress import progress_bar
+from .sites import SITE_HOOKS, SiteSpec, resolve_layers, resolve_sites
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 CPU_TOKENS_PER_BATCH = 4096
 MAX_BATCH = 128
@@ -41,7 +41,7 @@ def capture(
     Args:
         handle: a loaded model.
         prompts: texts; they are encoded without adding special tokens.
-        sites: one or more names of :data:`emowork.sites.SITE_HOOKS` (or the aliases ``attn``, ``mlp`` of docs/method.md section 3).
+        sites: one or more names of :data:`emowork.hooks.sites.SITE_HOOKS` (or the aliases ``attn``, ``mlp`` of docs/method.md section 3).
         positions: ``"last"`` (the last prompt token), a negative offset from the end (``-2``), or a list of them.
         layers: layer indices to read (``None`` = all; negative counts from the end).
         batch_size: prompts per forward pass, or ``"auto"`` (a token budget: 4096 tokens on CPU, from free
@@ -202,7 +202,7 @@ def run_sites(
         for j, layer in enumerate(layers):
             hooks.append((spec.hook_name(layer), _reader(out[spec.name], j, index)))
     last = max(layers)
-    hooks.append((f"blocks.{last}.hook_resid_post", _stop))
+    hooks.append((SITE_HOOKS["resid_post"].format(layer=last), _stop))
     try:
         handle.bridge.run_with_hooks(
             enc["input_ids"],

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..activations import capture
+from ..hooks.capture import capture
 from ..emotions import check_emotions
 from ..prompts import EMOTION_SYSTEM, build_prompts
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..data.sev import Group
-    from ..handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 SAMPLE_SITES = ("resid_mid", "resid_post", "mlp_post", "z")
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from .paths import activations_dir, cache_dir, models_dir
-from .storage import atomic_write_json, load_tensors_checked, save_tensors_checked
+from ..paths import activations_dir, cache_dir, models_dir
+from ..storage import atomic_write_json, load_tensors_checked, save_tensors_checked
 
 EXTRACTOR_VERSION = 1
 CHUNK_SIZE = 256

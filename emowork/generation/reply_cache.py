@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .generate import DecodingConfig, Generation, InterventionFactory, generate
-from .paths import cache_dir
+from ..paths import cache_dir
 
 GENERATION_CACHE_VERSION = 2
 CHUNK = 96
@@ -83,14 +83,14 @@ class GenerationStore:
 def generate_cached(handle: Any, prompts: Sequence[str], config: DecodingConfig, tag: str = "none",
                     intervention: InterventionFactory | None = None, variants: Sequence[str] | None = None,
                     chunk: int = CHUNK, progress: bool = True, desc: str = "generate") -> list[Generation]:
-    """Like :func:`emowork.generate.generate`, reusing and extending the store for (model, config, ``tag``).
+    """Like :func:`emowork.generation.generate.generate`, reusing and extending the store for (model, config, ``tag``).
 
     ``tag`` names the intervention (replies of different interventions never mix); ``variants`` (one per prompt)
     distinguishes items that share a prompt but not an intervention (e.g. the emotion each row is steered to).
     ``intervention(indices)`` receives indices into ``prompts``. Missing replies are generated ``chunk`` at a
     time and saved after each chunk.
     """
-    from .progress import progress_bar
+    from ..progress import progress_bar
 
     prompts = list(prompts)
     variants = list(variants) if variants is not None else [""] * len(prompts)

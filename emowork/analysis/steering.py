@@ -3,7 +3,7 @@
 The paper's setting adds it once, at the last prompt token (prefill); the option ``"from_last_prompt"`` adds it at
 that token and at every generated one. A steering is a list of :class:`~emowork.hooks.intervention.Intervention`
 (``add`` at ``resid_post`` in RMS units, one per layer): :func:`steering_interventions`. It runs through
-:func:`emowork.generate.generate` (the same path as every other method, same decoding configuration) on the backend
+:func:`emowork.generation.generate.generate` (the same path as every other method, same decoding configuration) on the backend
 :func:`emowork.hooks.executors.choose_backend` picks, so cached and uncached decoding agree.
 """
 
@@ -13,18 +13,19 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
-from .emotions import check_emotion
-from .errors import SiteError
-from .generate import DecodingConfig, Generation, InterventionFactory
-from .generation_cache import generate_cached
-from .hooks.intervention import Intervention
+from ..emotions import check_emotion
+from ..errors import SiteError
+from ..generation.generate import DecodingConfig, Generation, InterventionFactory
+from ..generation.reply_cache import generate_cached
+from ..depth import check_window, layer_window
+from ..hooks.intervention import Intervention
 
 PositionMode = Literal["last_prompt", "from_last_prompt", "all"]
 POSITION_MODES: tuple[str, ...] = ("last_prompt", "from_last_prompt", "all")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .directions import EmotionDirections
-    from .handle import ModelHandle
+    from ..model.handle import ModelHandle
 
 
 def check_finite(name: str, value: float) -> float:
@@ -37,28 +38,6 @@ def check_finite(name: str, value: float) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{name}={value!r}: a strength or scale must be a finite number.")
     return number
-
-
-def check_window(start: float, stop: float) -> None:
-    """A layer window in fractions of depth must satisfy ``0 <= start < stop <= 1`` (finite numbers)."""
-    check_finite("start", start), check_finite("stop", stop)
-    if not 0 <= start < stop <= 1:
-        what = "empty or reversed" if start >= stop else "outside the model"
-        raise SiteError(f"layer window ({start}, {stop}) is {what}: it must satisfy 0 <= start < stop <= 1 "
-                        "(fractions of depth, e.g. (0.4, 0.7)).")
-
-
-def layer_window(n_layers: int, start: float, stop: float) -> list[int]:
-    """Layers in ``[start, stop)`` as fractions of depth (at least one layer); e.g. (0.4, 0.7) of 28 -> 11..19.
-
-    Raises :class:`~emowork.errors.SiteError` for an impossible range.
-    """
-    check_window(start, stop)
-    if n_layers < 1:
-        raise SiteError(f"a model with {n_layers} layers has no layer window")
-    first = int(round(start * n_layers))
-    last = max(first + 1, int(round(stop * n_layers)))
-    return list(range(min(first, n_layers - 1), min(last, n_layers)))
 
 
 @dataclass(frozen=True)
@@ -124,7 +103,7 @@ def steering_vectors(handle: "ModelHandle", directions: "EmotionDirections", emo
 
 def steering_factory(handle: "ModelHandle", directions: "EmotionDirections", emotions: Sequence[str],
                      setting: SteeringSetting) -> InterventionFactory:
-    """The interventions for :func:`emowork.generate.generate`: prompt i is steered towards ``emotions[i]``."""
+    """The interventions for :func:`emowork.generation.generate.generate`: prompt i is steered towards ``emotions[i]``."""
     layers = setting.layers(handle.facts.n_layers)
     return lambda indices: steering_interventions(handle, directions, [emotions[i] for i in indices], layers,
                                                   setting.alpha, setting.mode, setting.site)

@@ -1,0 +1,1 @@
+"""Analyses of activations and replies: directions, geometry, consistency, probes, elicitation, steering."""
