@@ -6,6 +6,10 @@ Main entry points::
     handle = emowork.load_model("embedded")          # SmolLM2-135M-Instruct behind TransformerLens
     print(handle.check())                             # hook self-check: a table of identities
     acts = emowork.capture(handle, prompts, sites=["resid_mid", "resid_post"])   # {site: [n, n_layers, d]}
+    with emowork.intervene(handle, [emowork.Intervention("mlp_post", 3, "ablate", units=(7,))], T) as run: ...
+
+The package is layered (docs/architecture.md): model -> hooks -> generation -> data, judge, analysis -> components
+-> plots -> panels, pipeline, cli.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .errors import (
 )
 from .model.handle import ModelFacts, ModelHandle
 from .model.loading import available_names, load_model
+from .hooks import Intervention, intervene
 from .hooks.sites import SITE_HOOKS
 
 __all__ = [
@@ -33,6 +38,8 @@ __all__ = [
     "ModelHandle",
     "ModelFacts",
     "SITE_HOOKS",
+    "Intervention",
+    "intervene",
     "EmoworkError",
     "ModelNotAvailableError",
     "DeviceError",

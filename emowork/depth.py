@@ -11,24 +11,12 @@ Two shapes, one rounding rule (round half to even, Python's ``round``):
 
 from __future__ import annotations
 
-import math
-
-from .errors import SiteError
-
-
-def _finite(name: str, value: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name}={value!r}: a fraction of depth must be a finite number.")
-    return number
+from .errors import SiteError, check_finite
 
 
 def check_window(start: float, stop: float) -> None:
     """A layer window in fractions of depth must satisfy ``0 <= start < stop <= 1`` (finite numbers)."""
-    _finite("start", start), _finite("stop", stop)
+    check_finite("start", start), check_finite("stop", stop)
     if not 0 <= start < stop <= 1:
         what = "empty or reversed" if start >= stop else "outside the model"
         raise SiteError(f"layer window ({start}, {stop}) is {what}: it must satisfy 0 <= start < stop <= 1 "
@@ -43,7 +31,7 @@ def _check_depth(n_layers: int) -> None:
 def layer_at(n_layers: int, fraction: float) -> int:
     """The block at ``fraction`` of depth (``0 <= fraction <= 1``): ``round(fraction * (n_layers - 1))``."""
     _check_depth(n_layers)
-    if not 0 <= _finite("fraction", fraction) <= 1:
+    if not 0 <= check_finite("fraction", fraction) <= 1:
         raise SiteError(f"fraction of depth {fraction} is outside 0..1")
     return int(round(fraction * (n_layers - 1)))
 

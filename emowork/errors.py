@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class EmoworkError(Exception):
     """Base class of every error emowork raises on purpose."""
@@ -25,3 +27,15 @@ class CacheError(EmoworkError):
 
 class CheckFailedError(EmoworkError):
     """The hook self-check found an identity that does not hold for this model."""
+
+
+def check_finite(name: str, value: float) -> float:
+    """``value`` as a float; a clear ``ValueError`` for NaN, infinity or a non-number (they would silently corrupt
+    every activation they touch)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name}={value!r} must be a finite number (a strength, scale or fraction).")
+    return number

@@ -9,7 +9,6 @@ that token and at every generated one. A steering is a list of :class:`~emowork.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
@@ -18,6 +17,7 @@ from ..errors import SiteError
 from ..generation.generate import DecodingConfig, Generation, InterventionFactory
 from ..generation.reply_cache import generate_cached
 from ..depth import check_window, layer_window
+from ..errors import check_finite
 from ..hooks.intervention import Intervention
 
 PositionMode = Literal["last_prompt", "from_last_prompt", "all"]
@@ -26,18 +26,6 @@ POSITION_MODES: tuple[str, ...] = ("last_prompt", "from_last_prompt", "all")
 if TYPE_CHECKING:  # pragma: no cover
     from .directions import EmotionDirections
     from ..model.handle import ModelHandle
-
-
-def check_finite(name: str, value: float) -> float:
-    """``value`` as a float; a clear ``ValueError`` for NaN, infinity or a non-number (they would silently corrupt
-    every activation they touch)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name}={value!r}: a strength or scale must be a finite number.")
-    return number
 
 
 @dataclass(frozen=True)
