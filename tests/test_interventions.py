@@ -148,3 +148,40 @@ def test_the_embedded_model_gives_the_same_text_on_every_backend(embedded):
                 g for item in items[1:] for g in _greedy(embedded, item, backend, use_cache)]
     assert len({tuple(t) for t in texts.values()}) == 1, texts
     assert embedded.check().ok
+
+
+def test_scale_is_exact_in_half_precision():
+    """A small scale must not round to 0 or drift near 1 in bfloat16 (gain is chosen with where, not 1 + m(s - 1))."""
+    from emowork.hooks.executors import PreparedEdit, apply_prepared
+    from emowork.model.handle import ModelFacts
+
+    facts = ModelFacts("x", 2, 8, 2, 2, 4, 16, 10, True, "RMS", 0)
+    for scale in (0.01, 0.001, 1.001):
+        item = Intervention("mlp_post", 0, "scale", scale, units=(3,), when="all")
+        gain, bias = item.affine(facts, "cpu", torch.bfloat16)
+        assert gain[3] == torch.tensor(scale, dtype=torch.bfloat16) and gain.sum() - gain[3] == 15 and not bias.any()
+        act = torch.full((1, 2, 16), 3.0, dtype=torch.bfloat16)
+        out = apply_prepared(act, [PreparedEdit(gain, bias, False, False, "all", None)], torch.arange(2), 2)
+        assert torch.equal(out[..., 3], act[..., 3] * torch.tensor(scale, dtype=torch.bfloat16))
+        assert torch.equal(out[..., :3], act[..., :3])
+
+
+def test_a_bad_edit_leaves_the_last_token_runner_usable(tiny_llama):
+    from emowork.components.editing import LastTokenRunner
+
+    runner = LastTokenRunner(tiny_llama, prompts(tiny_llama))
+    read = "blocks.2.hook_resid_post"
+    before = runner.run([], [read])[read]
+    with pytest.raises(SiteError):
+        runner.run([Intervention("mlp_post", 99, "ablate", units=(0,))], [read])
+    torch.testing.assert_close(runner.run([], [read])[read], before)
+
+
+def test_a_stopped_pass_rolls_back_only_the_layers_it_reached(tiny_llama):
+    from emowork.components.editing import LastTokenRunner
+
+    runner = LastTokenRunner(tiny_llama, prompts(tiny_llama))
+    lengths = [int(layer.get_seq_length()) for layer in runner.cache.layers]
+    for _ in range(3):
+        runner.run([], ["blocks.0.hook_resid_post"])  # stops after block 0
+    assert [int(layer.get_seq_length()) for layer in runner.cache.layers] == lengths

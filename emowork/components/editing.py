@@ -45,12 +45,14 @@ def component_edit(kind: Kind, layer: int, indices: Sequence[int], operation: Op
     return Intervention(KIND_SITES[kind], layer, "add", delta.reshape(-1), units=units, when=when, rows=rows)
 
 
-def _rollback(cache: Any, n_tokens: int) -> None:
-    """Drop the last ``n_tokens`` from a HF cache (``crop`` takes a negative count in recent transformers)."""
-    try:
-        cache.crop(-n_tokens)
-    except (ValueError, TypeError):
-        cache.crop(cache.get_seq_length() - n_tokens)
+def _rollback(cache: Any, length: int) -> None:
+    """Cut every layer of a HF cache back to its first ``length`` tokens. Layer by layer: a pass stopped early
+    (:class:`~emowork.hooks.attach.StopForward`) grew only the layers it reached, and ``crop(-n)`` would cut ``n``
+    tokens from every layer, real prompt tokens included."""
+    for layer in cache.layers:
+        extra = int(layer.get_seq_length()) - length
+        if extra > 0:
+            layer.crop(-extra)
 
 
 class LastTokenRunner:
@@ -77,12 +79,14 @@ class LastTokenRunner:
                 raise StopForward
 
         hooks = [(name, lambda act, hook, _n=name: reader(act, hook, _n)) for name in read]
-        try:
-            with intervene(self.handle, edits, int(self.ids.shape[1]), backend="bridge"), attach_hooks(self.handle, hooks):
+        with intervene(self.handle, edits, int(self.ids.shape[1]), backend="bridge"), attach_hooks(self.handle, hooks):
+            # entered before the pass, so a bad edit raises before the cache grows
+            length = self.cache.get_seq_length()
+            try:
                 self.handle.hf_model(input_ids=self.ids[:, -1:], attention_mask=self.mask, position_ids=self.positions[:, -1:],
                                      past_key_values=self.cache, use_cache=True)
-        except StopForward:
-            pass
-        finally:
-            _rollback(self.cache, 1)
+            except StopForward:
+                pass
+            finally:
+                _rollback(self.cache, length)
         return seen

@@ -13,6 +13,7 @@ from ..generation.generate import DecodingConfig
 from ..generation.reply_cache import generate_cached
 from ..intervals import accuracy_summary
 from ..prompts import EMOTION_SYSTEM, build_prompts
+from ..hooks.executors import choose_backend
 from .editing import component_edit
 from .activation_samples import difference_vectors
 
@@ -57,7 +58,8 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
             chosen = hashlib.sha256(repr([(layer, units, op) for op, units, _ in row_edits]).encode()).hexdigest()[:12]
             factory = lambda idx, _r=row_edits: [component_edit("neuron", layer, _r[i][1], _r[i][0], _r[i][2], rows=(row,))  # noqa: E731
                                                  for row, i in enumerate(idx)]
-            replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}", variants=[e for _, e in items],
+            backend = choose_backend(handle, factory([0]))  # replies of different backends are cached apart
+            replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}:{backend}", variants=[e for _, e in items],
                                       intervention=factory, progress=progress, desc=name)
         accepted = judge.accept([r.text for r in replies], [e for _, e in items])
         out["conditions"][name] = accuracy_summary(accepted.tolist(), [g.group_id for g, _ in items])

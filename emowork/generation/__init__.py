@@ -1,1 +1,1 @@
-"""Generating replies: batched generation, the reply cache, streaming, fluency, the live panel's logic."""
+"""Generating replies: batched generation, the reply cache, streaming, fluency."""

@@ -11,16 +11,16 @@ unwrapped  plain forward hooks on the unwrapped model          every site and op
            attention and MLP outputs, the MLP down-projection  down-projection (input = ``mlp_post``) and the attention
            input (neurons), the attention output-projection    output projection (input = ``z``) as ``nn.Linear`` of the
            input (heads' z)                                    site's width; else it says why
-static     fixed "slots" on the unwrapped model's decoder      ``add`` at ``resid_post``, ``last_prompt`` or
-           layers, filled in place, so a compiled decoding      ``from_last_prompt``, every row, at most one per layer
+static     fixed "slots" on the unwrapped model's decoder      ``add`` at ``resid_post``, all at ``last_prompt`` or all
+           layers, filled in place, so a compiled decoding      at ``from_last_prompt``, every row, at most one per layer
            step with a static KV cache never re-traces
 =========  =================================================  ==========================================================
 
 :func:`choose_backend` is the only place that picks one: ``static`` for a streamed batch-1 reply when
-``handle.static_cache`` is on and the static slots support every intervention; else ``unwrapped`` when
+``handle.static_cache`` and ``handle.fast_generation`` are on and the static slots support every intervention; else ``unwrapped`` when
 ``handle.fast_generation`` is on and the unwrapped model supports every intervention; else ``bridge``. Analyses that
-read bridge hook points (capture, attribution) ask for ``bridge`` explicitly. Every executor applies the same affine
-map (:func:`apply_prepared`) at the positions :func:`~emowork.hooks.intervention.position_mask` selects, so the
+read bridge hook points (capture, attribution) ask for ``bridge`` explicitly. The bridge and unwrapped executors apply the
+same affine map (:func:`apply_prepared`; the static slots the equivalent addition) at the positions :func:`~emowork.hooks.intervention.position_mask` selects, so the
 backends agree to the last bit of their arithmetic (the tests compare logits and greedy text on every backend).
 """
 
@@ -102,13 +102,13 @@ def apply_prepared(act: torch.Tensor, edits: Sequence[PreparedEdit], positions: 
         chosen = position_mask(positions, prompt_length, edit.when)
         if not bool(chosen.any()):
             continue
-        at = chosen.to(act.device, act.dtype)[None, :, None]  # [1, seq, 1]
+        at = chosen.to(act.device)[None, :, None]  # [1, seq, 1] bool
         gain, bias = edit.for_batch(act.shape[0])
         gain = gain if gain.dim() == 1 else gain[:, None, :]
         bias = bias if bias.dim() == 1 else bias[:, None, :]
         if edit.rms_units:
             bias = bias * residual_rms(act)
-        act = act + at * bias if edit.adds_only else act * (1 - at * (1 - gain)) + at * bias
+        act = torch.where(at, act + bias if edit.adds_only else act * gain + bias, act)
     return act
 
 

@@ -178,13 +178,15 @@ class Intervention:
         self.check(facts)
         mask = self.unit_mask(facts, device, dtype)
         value = self.value.to(device, dtype) if isinstance(self.value, torch.Tensor) else self.value
+        chosen = mask.bool()
+        ones, zeros = torch.ones_like(mask), torch.zeros_like(mask)
         if self.op == "add":
-            return torch.ones_like(mask), mask * value
-        if self.op == "scale":
-            return 1 + mask * (torch.as_tensor(value, device=device, dtype=dtype) - 1), torch.zeros_like(mask)
+            return ones, torch.where(chosen, value, zeros)
+        if self.op == "scale":  # where(), not 1 + mask * (s - 1): that rounds near 1 in half precision
+            return torch.where(chosen, torch.as_tensor(value, device=device, dtype=dtype), ones), zeros
         if self.op == "set":
-            return 1 - mask, mask * value
-        return 1 - mask, torch.zeros_like(mask)
+            return torch.where(chosen, zeros, ones), torch.where(chosen, value, zeros)
+        return torch.where(chosen, zeros, ones), zeros
 
 
 def check_all(interventions: Sequence[Intervention], facts: "ModelFacts") -> list[Intervention]:

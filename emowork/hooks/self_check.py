@@ -242,7 +242,7 @@ def _unwrapped_sites(handle: "ModelHandle") -> list[str]:
 
 
 def _backends_agree(handle: "ModelHandle", enc: dict[str, torch.Tensor], post_rms: torch.Tensor, tol: float) -> CheckResult:
-    """One edit per site the unwrapped backend supports (add in RMS units, set, scale, ablate), all at once, at every
+    """One edit per site the unwrapped backend supports (add in RMS units, scale, ablate; add a vector elsewhere), all at once, at every
     position: the logits of both backends must agree."""
     f = handle.facts
     generator = torch.Generator().manual_seed(1)

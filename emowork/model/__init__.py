@@ -1,1 +1,1 @@
-"""Loading models: the handle, embedded and test models, devices, fingerprints, the unwrapped model, the hook self-check."""
+"""Loading models: the handle, embedded and test models, devices, fingerprints, the unwrapped model."""

@@ -89,6 +89,13 @@ def site_module(handle: "ModelHandle", site: str, layer: int) -> tuple[torch.nn.
     projection (heads' outputs, head-major). Raises :class:`~emowork.errors.SiteError` when the site has no such module
     (then the bridge backend applies it): e.g. GPT-2's fused Conv1D projections are not ``nn.Linear`` of the site's width.
     """
+    try:
+        return _site_module(handle, site, layer)
+    except AttributeError as error:  # a bridge without such a component (e.g. a mixture-of-experts MLP)
+        raise SiteError(f"{site} of block {layer}: the bridge has no component for it ({error})") from None
+
+
+def _site_module(handle: "ModelHandle", site: str, layer: int) -> tuple[torch.nn.Module, Side]:
     block = handle.bridge.blocks[layer]
     f = handle.facts
     if site in ("resid_pre", "resid_post"):
