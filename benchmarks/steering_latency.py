@@ -10,7 +10,7 @@ Paths, same prompt (a neutral test-split prompt), greedy, best of ``--repeats``:
   generate_static   plain ``generate`` on the copy with a static KV cache (on CUDA transformers compiles the step)
   *_dynamic         the panel's path on the unwrapped model (emowork.model.unwrapped: same weights, plain forward hooks)
   *_static          the same with the static cache and persistent steering slots (the static backend of emowork.hooks.executors)
-  *_bridge          the same through the bridge-wrapped model (``handle.fast_generation = False``)
+  *_bridge          the same through the bridge-wrapped model (``handle.use_unwrapped = False``)
 "unsteered"/"steered" repeat the panel's default (``handle.static_cache``, off unless set). Each path
 gets one untimed warm-up call (its time is printed as "first call": it includes any compilation).
 The last line is JSON: {"device", "generate": {"ttft_s", "tokens_per_s"}, "steered": {...}, ...}.
@@ -114,7 +114,7 @@ def main() -> None:
     streaming.generation_kwargs = lambda h, c, s=None: dict(kwargs)  # same fixed-length decoding for the panel path
     try:
         for suffix, fast, static in (("_dynamic", True, False), ("_static", True, True), ("_bridge", False, False)):
-            handle.fast_generation, handle.static_cache = fast, static
+            handle.use_unwrapped, handle.static_cache = fast, static
             for name, emotion in (("unsteered", None), ("steered", "anger")):
                 request = SteeringRequest(message, emotion, 4.0, layers, max_new_tokens=args.tokens)
                 started = time.perf_counter()
@@ -124,7 +124,7 @@ def main() -> None:
                 _row(name + suffix, results, first_call)
     finally:
         streaming.generation_kwargs = original
-        handle.fast_generation, handle.static_cache = True, default_static
+        handle.use_unwrapped, handle.static_cache = True, default_static
     default = "_static" if default_static else "_dynamic"
     results["unsteered"], results["steered"] = results["unsteered" + default], results["steered" + default]
     print(f"batch 1, {args.tokens} new tokens, best of {args.repeats} after one warm-up call; "

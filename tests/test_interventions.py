@@ -95,13 +95,13 @@ def test_every_operation_gives_the_same_logits_on_every_backend(tiny):
 
 
 def _greedy(handle, item, backend, use_cache):
-    handle.fast_generation = backend == "unwrapped"
+    handle.use_unwrapped = backend == "unwrapped"
     handle.hf_model.generation_config.use_cache = use_cache
     try:
         return [g.text for g in generate(handle, prompts(handle), DecodingConfig(max_new_tokens=6),
                                          intervention=lambda idx: [item], batch_size=3, progress=False)]
     finally:
-        handle.fast_generation = True
+        handle.use_unwrapped = True
         handle.hf_model.generation_config.use_cache = True
 
 

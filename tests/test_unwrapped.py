@@ -15,11 +15,11 @@ from emowork.model.unwrapped import decoder_layer, unwrapped_model
 
 @contextmanager
 def bridge_only(handle):
-    handle.fast_generation = False
+    handle.use_unwrapped = False
     try:
         yield
     finally:
-        handle.fast_generation = True
+        handle.use_unwrapped = True
 
 
 @contextmanager

@@ -17,8 +17,8 @@ static     fixed "slots" on the unwrapped model's decoder      ``add`` at ``resi
 =========  =================================================  ==========================================================
 
 :func:`choose_backend` is the only place that picks one: ``static`` for a streamed batch-1 reply when
-``handle.static_cache`` and ``handle.fast_generation`` are on and the static slots support every intervention; else ``unwrapped`` when
-``handle.fast_generation`` is on and the unwrapped model supports every intervention; else ``bridge``. Analyses that
+``handle.static_cache`` and ``handle.use_unwrapped`` are on and the static slots support every intervention; else ``unwrapped`` when
+``handle.use_unwrapped`` is on and the unwrapped model supports every intervention; else ``bridge``. Analyses that
 read bridge hook points (capture, attribution) ask for ``bridge`` explicitly. The bridge and unwrapped executors apply the
 same affine map (:func:`apply_prepared`; the static slots the equivalent addition) at the positions :func:`~emowork.hooks.intervention.position_mask` selects, so the
 backends agree to the last bit of their arithmetic (the tests compare logits and greedy text on every backend).
@@ -317,11 +317,11 @@ EXECUTORS = {"bridge": BridgeExecutor, "unwrapped": UnwrappedExecutor, "static":
 def choose_backend(handle: "ModelHandle", interventions: Sequence[Intervention] = (), streaming: bool = False) -> str:
     """The backend a generation runs on (the module docstring's rule)."""
     items = list(interventions)
-    if streaming and handle.static_cache and handle.fast_generation:
+    if streaming and handle.static_cache and handle.use_unwrapped:
         layers = [i.layer for i in items]
         if all(StaticSlots.unsupported(i) is None for i in items) and len(set(layers)) == len(layers) and len({i.when for i in items}) <= 1:
             return "static"
-    if handle.fast_generation:
+    if handle.use_unwrapped:
         executor = UnwrappedExecutor(handle)
         if all(executor.unsupported(i) is None for i in items):
             return "unwrapped"

@@ -68,7 +68,7 @@ class ModelHandle:
         fingerprint: 16 hex digits from the config and a weight hash; the key of every cache entry.
         fingerprint_info: the dict the fingerprint was computed from.
         device, dtype: where and in which precision the weights are.
-        fast_generation: when True (the default), generation without interventions, or with interventions the
+        use_unwrapped: when True (the default), generation without interventions, or with interventions the
             unwrapped model supports (every site on Llama/Qwen-style models), runs on the unwrapped model
             (:mod:`emowork.model.unwrapped`: the same weights without the bridge's per-module overhead); set False to
             always generate through the bridge. The rule is :func:`emowork.hooks.executors.choose_backend`.
@@ -101,7 +101,7 @@ class ModelHandle:
         self.device: torch.device = first.device
         self.dtype: torch.dtype = first.dtype
         self._adds_bos = _tokenizer_adds_bos(tokenizer)
-        self.fast_generation = True
+        self.use_unwrapped = True
         self.static_cache = False
         self.caches = HandleCaches()
 
