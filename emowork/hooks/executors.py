@@ -11,7 +11,7 @@ unwrapped  plain forward hooks on the unwrapped model          every site and op
            attention and MLP outputs, the MLP down-projection  down-projection (input = ``mlp_post``) and the attention
            input (neurons), the attention output-projection    output projection (input = ``z``) as ``nn.Linear`` of the
            input (heads' z)                                    site's width; else it says why
-static     fixed "slots" on the unwrapped model's decoder      ``add`` at ``resid_post``, all at ``last_prompt`` or all
+static     fixed "slots" on the unwrapped model's decoder      ``add`` in RMS units at ``resid_post``, all at ``last_prompt`` or all
            layers, filled in place, so a compiled decoding      at ``from_last_prompt``, every row, at most one per layer
            step with a static KV cache never re-traces
 =========  =================================================  ==========================================================
@@ -222,7 +222,7 @@ class StaticSlots:
 
     A compiled decoding step cannot run Python that reads tensor values, nor can its hooks change between calls
     without re-tracing; so every layer's output hook is attached once, for the handle's lifetime, and adds
-    ``rms(h) * vectors[L]`` (or ``vectors[L]`` where ``rms_on[L]`` is 0): during the prefill pass at its last position
+    ``rms(h) * vectors[L]`` (steering in RMS units, the only addition the slots hold): during the prefill pass at its last position
     (the last prompt token: the static path decodes one unpadded prompt), and during each decoded token when
     ``every_token`` is 1. The prefill pass is recognised by a flag that :meth:`load` sets and the first pass clears (not
     by its length, which is also 1 for a one-token prompt). Loading copies values in place; all-zero slots change
@@ -234,7 +234,6 @@ class StaticSlots:
 
         f = handle.facts
         self.vectors = torch.zeros(f.n_layers, f.d_model, device=handle.device, dtype=handle.dtype)  # [L, D]
-        self.rms_on = torch.zeros(f.n_layers, device=handle.device, dtype=handle.dtype)  # [L]
         self.every_token = torch.zeros((), device=handle.device, dtype=handle.dtype)
         self.pending_prefill = False
         self._handles = [decoder_layer(handle, layer).register_forward_hook(self._hook(layer)) for layer in range(f.n_layers)]
@@ -246,22 +245,19 @@ class StaticSlots:
     def _hook(self, layer: int) -> Any:
         def hook(module: torch.nn.Module, args: tuple, output: Any) -> Any:
             hidden = output[0] if isinstance(output, tuple) else output  # [batch, seq, d_model]
-            on = self.rms_on[layer]
             if self.pending_prefill:  # the last prompt token only
                 last = hidden[:, -1:]
-                scale = on * residual_rms(last) + (1 - on)
-                new = torch.cat([hidden[:, :-1], last + scale * self.vectors[layer]], dim=1)
+                new = torch.cat([hidden[:, :-1], last + residual_rms(last) * self.vectors[layer]], dim=1)
             else:  # one decoded token
-                scale = on * residual_rms(hidden) + (1 - on)
-                new = hidden + self.every_token * scale * self.vectors[layer]
+                new = hidden + self.every_token * residual_rms(hidden) * self.vectors[layer]
             return (new, *output[1:]) if isinstance(output, tuple) else new
         return hook
 
     @staticmethod
     def unsupported(item: Intervention) -> str | None:
         """Why the slots cannot hold ``item`` (None: they can)."""
-        if item.site != "resid_post" or item.op != "add":
-            return f"the static slots only add to resid_post (not {item.op} at {item.site})"
+        if item.site != "resid_post" or item.op != "add" or not item.rms_units:
+            return f"the static slots only add to resid_post in RMS units (not {item.op} at {item.site})"
         if item.when not in ("last_prompt", "from_last_prompt"):
             return f"the static slots apply at last_prompt or from_last_prompt, not {item.when!r}"
         if item.rows is not None or isinstance(item.value, torch.Tensor) and item.value.dim() == 2:
@@ -271,7 +267,6 @@ class StaticSlots:
     def load(self, interventions: Sequence[Intervention]) -> None:
         """Fill the slots with ``interventions`` (empty: all zero), in place; the next pass is the prefill."""
         self.vectors.zero_()
-        self.rms_on.zero_()
         self.every_token.zero_()
         self.pending_prefill = True
         layers = [item.layer for item in interventions]
@@ -283,7 +278,6 @@ class StaticSlots:
             if reason:
                 raise ValueError(reason)
             self.vectors[item.layer].copy_(torch.as_tensor(item.value).to(self.vectors.device, self.vectors.dtype))
-            self.rms_on[item.layer] = 1.0 if item.rms_units else 0.0
         if whens == {"from_last_prompt"}:
             self.every_token.fill_(1.0)
 
