@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emowork.generation import reply_cache
+from emowork.generation import reply_cache as generation_cache
 from emowork.data import load_sev
 from emowork.analysis.elicitation import ElicitationResult, run_elicitation
 from emowork.emotions import EMOTIONS
