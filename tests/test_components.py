@@ -152,3 +152,22 @@ def test_embedded_fast_heads_equal_the_masking_loop(embedded):
         loop = C.head_importance_masking_loop(embedded, directions, samples.prompts_of("anger"), "anger", [5, 20], method)
         torch.testing.assert_close(fast, loop, rtol=1e-3, atol=1e-4)
 
+
+
+def test_judged_edits_group_rows_by_emotion_with_the_same_replies(setup):
+    """One edit per emotion over its rows gives exactly the replies of one edit per row."""
+    from emowork.components.judged_edits import _edits_by_emotion
+    from emowork.generation.generate import DecodingConfig, generate
+
+    handle, directions, samples = setup["tiny-llama"]
+    prompts = samples.prompts_of("anger")[:2] * 2
+    row_emotions = ["anger", "fear", "anger", "fear"]
+    delta = {"anger": torch.full((handle.facts.d_mlp,), 40.0), "fear": torch.full((handle.facts.d_mlp,), -40.0)}
+    make = lambda e, ei: ("enhance", (1, 5, 9) if e == "anger" else (2, 4), delta[e])  # noqa: E731
+    grouped = _edits_by_emotion(1, row_emotions, ["anger", "fear"], make)
+    assert len(grouped) == 2 and grouped[0].rows == (0, 2)
+    per_row = [C.component_edit("neuron", 1, make(e, 0)[1], "enhance", delta[e], rows=(r,)) for r, e in enumerate(row_emotions)]
+    config = DecodingConfig(max_new_tokens=6)
+    a = generate(handle, prompts, config, intervention=lambda idx: grouped, batch_size=4, progress=False)
+    b = generate(handle, prompts, config, intervention=lambda idx: per_row, batch_size=4, progress=False)
+    assert [g.text for g in a] == [g.text for g in b]

@@ -56,8 +56,7 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
         else:
             row_edits = [make(e, emotions.index(e)) for _, e in items]  # (operation, neurons, delta) per row
             chosen = hashlib.sha256(repr([(layer, units, op) for op, units, _ in row_edits]).encode()).hexdigest()[:12]
-            factory = lambda idx, _r=row_edits: [component_edit("neuron", layer, _r[i][1], _r[i][0], _r[i][2], rows=(row,))  # noqa: E731
-                                                 for row, i in enumerate(idx)]
+            factory = lambda idx, _m=make: _edits_by_emotion(layer, [items[i][1] for i in idx], emotions, _m)  # noqa: E731
             backend = choose_backend(handle, factory([0]))  # replies of different backends are cached apart
             replies = generate_cached(handle, prompts, config, tag=f"edit:{name}:{chosen}:{backend}", variants=[e for _, e in items],
                                       intervention=factory, progress=progress, desc=name)
@@ -65,3 +64,16 @@ def judged_edits(handle: "ModelHandle", samples: "ComponentSamples", neurons: "N
         out["conditions"][name] = accuracy_summary(accepted.tolist(), [g.group_id for g, _ in items])
         out["examples"][name] = [(r.text, e, g.group_id) for r, (g, e) in list(zip(replies, items))[:: max(1, len(groups))]]
     return out
+
+
+def _edits_by_emotion(layer: int, row_emotions: list[str], emotions: Sequence[str], make: Any) -> list[Any]:
+    """One edit per emotion present in the batch, applied to that emotion's rows (so a batch costs at most six edits
+    per pass, not one per row). ``make(emotion, index)`` gives ``(operation, neurons, delta)``."""
+    rows: dict[str, list[int]] = {}
+    for row, emotion in enumerate(row_emotions):
+        rows.setdefault(emotion, []).append(row)
+    edits = []
+    for emotion, chosen in rows.items():
+        operation, units, delta = make(emotion, emotions.index(emotion))
+        edits.append(component_edit("neuron", layer, units, operation, delta, rows=tuple(chosen)))
+    return edits

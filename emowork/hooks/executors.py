@@ -27,7 +27,7 @@ backends agree to the last bit of their arithmetic (the tests compare logits and
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import torch
@@ -61,9 +61,12 @@ class PreparedEdit:
     rms_units: bool
     when: When
     rows: tuple[int, ...] | None
+    _full: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # rows spread out, per batch size
 
     def for_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(gain, bias)`` shaped ``[width]`` or ``[batch, width]`` for a batch of ``batch`` rows."""
+        """``(gain, bias)`` shaped ``[width]`` or ``[batch, width]`` for a batch of ``batch`` rows (built once per size)."""
+        if self.rows is not None and batch in self._full:
+            return self._full[batch]
         gain, bias = self.gain, self.bias
         if self.rows is None:
             if gain.dim() == 2 and gain.shape[0] not in (1, batch) or bias.dim() == 2 and bias.shape[0] not in (1, batch):
@@ -77,6 +80,7 @@ class PreparedEdit:
         index = torch.tensor(self.rows, dtype=torch.long, device=gain.device)
         full_gain[index] = gain if gain.dim() == 2 else gain.expand(len(self.rows), width)
         full_bias[index] = bias if bias.dim() == 2 else bias.expand(len(self.rows), width)
+        self._full[batch] = (full_gain, full_bias)
         return full_gain, full_bias
 
 
