@@ -7,14 +7,21 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from .hooks.self_check import CheckReport
+from .palette import DIVERGING_SCALE, GREY, METHOD_COLORS, OKABE_ITO, SEQUENCE, SEQUENTIAL_SCALE, STATUS_COLORS, color_for
 
 SITE_COLORS = {
-    "resid_pre": "#7f7f7f",
-    "resid_mid": "#1f77b4",
-    "resid_post": "#d62728",
-    "attn_out": "#2ca02c",
-    "mlp_out": "#9467bd",
+    "resid_pre": GREY,
+    "resid_mid": OKABE_ITO["blue"],
+    "resid_post": OKABE_ITO["vermillion"],
+    "attn_out": OKABE_ITO["bluish_green"],
+    "mlp_out": OKABE_ITO["reddish_purple"],
 }
+
+
+def styled(fig: go.Figure) -> go.Figure:
+    """The house style of every figure: the colour-blind-safe colour sequence and a plain white template."""
+    fig.update_layout(template="plotly_white", colorway=SEQUENCE, font={"family": "Arial, Helvetica, sans-serif"})
+    return fig
 
 
 def check_errors(report: CheckReport) -> go.Figure:
@@ -24,7 +31,7 @@ def check_errors(report: CheckReport) -> go.Figure:
     """
     names = [r.name for r in report.results]
     errors = [max(r.max_rel_error, 1e-12) if r.max_rel_error == r.max_rel_error else 1.0 for r in report.results]
-    colors = ["#2ca02c" if r.ok else "#d62728" for r in report.results]
+    colors = [STATUS_COLORS["ok"] if r.ok else STATUS_COLORS["fail"] for r in report.results]
     fig = go.Figure()
     fig.add_bar(x=names, y=errors, marker_color=colors, name="largest relative error",
                 hovertext=[f"{r.detail}<br>abs err {r.max_abs_error:.2e}" for r in report.results])
@@ -35,7 +42,7 @@ def check_errors(report: CheckReport) -> go.Figure:
         yaxis={"type": "log", "title": "relative error (max |a-b| / max |b|)"},
         xaxis={"tickangle": -25}, height=480, margin={"b": 160},
     )
-    return fig
+    return styled(fig)
 
 
 def residual_profile(rms: dict[str, Sequence[float]], model: str) -> go.Figure:
@@ -48,7 +55,7 @@ def residual_profile(rms: dict[str, Sequence[float]], model: str) -> go.Figure:
         title=f"Size of the residual stream and of each sublayer's write, last prompt token ({model})",
         xaxis_title="layer", yaxis_title="RMS over d_model (mean over prompts)", yaxis_type="log", height=450,
     )
-    return fig
+    return styled(fig)
 
 
 def save_figure(fig: go.Figure, path: Any) -> None:
@@ -63,27 +70,27 @@ def token_heatmap(tokens: Sequence[str], values: Any, layers: Sequence[int], tit
     """Heatmap of one value per (layer, token): ``values`` is ``[n_layers, seq]``; tokens label the x axis."""
     labels = [f"{i}:{t!r}"[:18] for i, t in enumerate(tokens)]
     fig = go.Figure(go.Heatmap(z=[list(map(float, row)) for row in values], x=labels, y=[str(l) for l in layers],
-                               colorscale="Viridis", colorbar={"title": colorbar}))
+                               colorscale=SEQUENTIAL_SCALE, colorbar={"title": colorbar}))
     fig.update_layout(title=title, xaxis={"title": "token", "tickangle": -60}, yaxis={"title": "layer"}, height=520)
-    return fig
+    return styled(fig)
 
 
 def dataset_counts(table: Sequence[dict[str, Any]], title: str) -> go.Figure:
     """Bar chart: skeletons per theme (each gives three groups: positive, neutral, negative)."""
     themes = [row["theme"] for row in table]
     fig = go.Figure(go.Bar(x=themes, y=[row["skeletons"] for row in table], text=[row["skeletons"] for row in table],
-                           marker_color="#4a78c2"))
+                           marker_color=OKABE_ITO["blue"]))
     fig.update_layout(title=title, xaxis_title="theme", yaxis_title="skeletons (x3 valences = groups)", height=400)
-    return fig
+    return styled(fig)
 
 
 def length_histograms(lengths: dict[str, Sequence[int]], unit: str, title: str) -> go.Figure:
     """Overlaid histograms of text lengths, one trace per field (e.g. scenario, event.positive, ...)."""
     fig = go.Figure()
-    for name, values in lengths.items():
-        fig.add_histogram(x=list(values), name=name, opacity=0.6, nbinsx=30)
+    for k, (name, values) in enumerate(lengths.items()):
+        fig.add_histogram(x=list(values), name=name, opacity=0.6, nbinsx=30, marker_color=SEQUENCE[k % len(SEQUENCE)])
     fig.update_layout(barmode="overlay", title=title, xaxis_title=f"length ({unit})", yaxis_title="count", height=420)
-    return fig
+    return styled(fig)
 
 
 def accuracy_heatmap(cells: dict[str, dict[str, dict[str, float]]], title: str) -> go.Figure:
@@ -97,10 +104,10 @@ def accuracy_heatmap(cells: dict[str, dict[str, dict[str, float]]], title: str) 
     text = [[f"{cells[e][v]['accuracy']:.2f}<br>[{cells[e][v]['low']:.2f}, {cells[e][v]['high']:.2f}]<br>n={cells[e][v]['n']}"
              for v in valences] for e in emotions]
     fig = go.Figure(go.Heatmap(z=z, x=valences, y=emotions, text=text, texttemplate="%{text}", zmin=0, zmax=1,
-                               colorscale="Blues", colorbar={"title": "accuracy"}))
+                               colorscale=SEQUENTIAL_SCALE, colorbar={"title": "accuracy"}))
     fig.update_layout(title=title, xaxis_title="valence of the event", yaxis_title="instructed emotion", height=480,
                       yaxis={"autorange": "reversed"})
-    return fig
+    return styled(fig)
 
 
 def accuracy_bars(by_name: dict[str, dict[str, float]], title: str, reference: float | None = None,
@@ -111,11 +118,12 @@ def accuracy_bars(by_name: dict[str, dict[str, float]], title: str, reference: f
     fig = go.Figure(go.Bar(x=names, y=acc, error_y={"type": "data", "symmetric": False,
                                                      "array": [by_name[n]["high"] - by_name[n]["accuracy"] for n in names],
                                                      "arrayminus": [by_name[n]["accuracy"] - by_name[n]["low"] for n in names]},
-                           marker_color="#4a78c2", text=[f"{a:.2f}" for a in acc], textposition="outside"))
+                           marker_color=[color_for(n) for n in names],
+                           text=[f"{a:.2f}" for a in acc], textposition="outside"))
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dash", annotation_text=reference_label)
     fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "accuracy (95% bootstrap interval)"}, height=420)
-    return fig
+    return styled(fig)
 
 
 def confusion_heatmap(matrix: Any, rows: Sequence[str], columns: Sequence[str], title: str, row_title: str = "true",
@@ -128,22 +136,22 @@ def confusion_heatmap(matrix: Any, rows: Sequence[str], columns: Sequence[str], 
     text = [[f"{shares[i, j]:.2f}<br>({int(counts[i, j])})" if normalise else f"{int(counts[i, j])}" for j in range(counts.shape[1])]
             for i in range(counts.shape[0])]
     fig = go.Figure(go.Heatmap(z=shares.tolist(), x=list(columns), y=list(rows), text=text, texttemplate="%{text}",
-                               colorscale="Blues", zmin=0, zmax=1 if normalise else None))
+                               colorscale=SEQUENTIAL_SCALE, zmin=0, zmax=1 if normalise else None))
     fig.update_layout(title=title, xaxis_title=column_title, yaxis_title=row_title, height=480, yaxis={"autorange": "reversed"})
-    return fig
+    return styled(fig)
 
 
 def layer_lines(series: dict[str, Sequence[float]], title: str, yaxis: str, reference: float | None = None,
                 reference_label: str = "", dashed: Sequence[str] = ()) -> go.Figure:
     """One line per named series over layers (``{name: [n_layers]}``); ``dashed`` names are drawn dashed (controls)."""
     fig = go.Figure()
-    for name, values in series.items():
+    for k, (name, values) in enumerate(series.items()):
         fig.add_scatter(x=list(range(len(values))), y=[float(v) for v in values], mode="lines+markers", name=name,
-                        line={"dash": "dash" if name in dashed else "solid"})
+                        line={"dash": "dash" if name in dashed else "solid", "color": color_for(name, k)})
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", line_color="grey", annotation_text=reference_label)
     fig.update_layout(title=title, xaxis_title="layer", yaxis_title=yaxis, height=430)
-    return fig
+    return styled(fig)
 
 
 def _layer_slider(n_layers: int, traces_per_layer: int, start: int) -> list[dict[str, Any]]:
@@ -163,24 +171,23 @@ def emotion_cosine_slider(cos: Any, emotions: Sequence[str], title: str, start: 
     fig = go.Figure()
     for layer in range(n_layers):
         z = [[float(v) for v in row] for row in cos[layer]]
-        fig.add_heatmap(z=z, x=list(emotions), y=list(emotions), zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+        fig.add_heatmap(z=z, x=list(emotions), y=list(emotions), zmin=-1, zmax=1, colorscale=DIVERGING_SCALE,
                         text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}", visible=layer == start)
     fig.update_layout(title=title, sliders=_layer_slider(n_layers, 1, start), height=520, yaxis={"autorange": "reversed"})
-    return fig
+    return styled(fig)
 
 
 def similarity_heatmap(labels: Sequence[str], matrix: Any, title: str) -> go.Figure:
     """A labelled square similarity heatmap (e.g. site x site cosines: attn0, mlp0, attn1, ...)."""
     fig = go.Figure(go.Heatmap(z=[[float(v) for v in row] for row in matrix], x=list(labels), y=list(labels), zmin=-1, zmax=1,
-                               colorscale="RdBu", reversescale=True))
+                               colorscale=DIVERGING_SCALE))
     fig.update_layout(title=title, height=650, yaxis={"autorange": "reversed"})
-    return fig
+    return styled(fig)
 
 
 def pca_slider(coords_by_layer: Sequence[Any], explained_by_layer: Sequence[Any], labels: Sequence[str], title: str,
                start: int | None = None) -> go.Figure:
     """Scatter of 2-D PCA coordinates coloured by label, one frame per layer selected with a slider."""
-    palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f"]
     names = list(dict.fromkeys(labels))
     n_layers = len(coords_by_layer)
     start = n_layers // 2 if start is None else start
@@ -190,10 +197,10 @@ def pca_slider(coords_by_layer: Sequence[Any], explained_by_layer: Sequence[Any]
             idx = [i for i, lab in enumerate(labels) if lab == name]
             fig.add_scatter(x=[float(coords[i][0]) for i in idx], y=[float(coords[i][1]) for i in idx], mode="markers",
                             name=name, legendgroup=name, showlegend=layer == start, visible=layer == start,
-                            marker={"color": palette[k % len(palette)], "size": 6, "opacity": 0.7})
+                            marker={"color": color_for(name, k), "size": 6, "opacity": 0.7})
     fig.update_layout(title=title, xaxis_title="PC1", yaxis_title="PC2", height=520,
                       sliders=_layer_slider(n_layers, len(names), start))
-    return fig
+    return styled(fig)
 
 
 def steering_tradeoff(settings: Sequence[dict[str, Any]], baseline: dict[str, Any], title: str,
@@ -205,27 +212,27 @@ def steering_tradeoff(settings: Sequence[dict[str, Any]], baseline: dict[str, An
                     error_y={"type": "data", "symmetric": False, "array": [s["high"] - s["accuracy"] for s in settings],
                              "arrayminus": [s["accuracy"] - s["low"] for s in settings]},
                     hovertext=[f"{s['label']}<br>degenerate {s['degenerate']:.0%}" for s in settings],
-                    marker={"size": 10, "color": [s["degenerate"] for s in settings], "colorscale": "Reds", "cmin": 0,
+                    marker={"size": 10, "color": [s["degenerate"] for s in settings], "colorscale": "Cividis", "reversescale": True, "cmin": 0,
                             "cmax": 1, "colorbar": {"title": "degenerate"}})
     fig.add_scatter(x=[baseline["perplexity"]], y=[baseline["accuracy"]], mode="markers+text", text=["unsteered"],
-                    textposition="bottom center", name="unsteered", marker={"symbol": "x", "size": 12, "color": "black"})
+                    textposition="bottom center", name="unsteered", marker={"symbol": "x", "size": 12, "color": METHOD_COLORS["unsteered"]})
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dash", annotation_text=reference_label)
     fig.update_layout(title=title, xaxis={"title": "median perplexity of the reply under the unsteered model", "type": "log"},
                       yaxis={"title": "accuracy (judge)", "range": [0, 1.05]}, height=480)
-    return fig
+    return styled(fig)
 
 
 def grouped_accuracy(groups: dict[str, dict[str, dict[str, float]]], title: str) -> go.Figure:
     """Grouped bars with 95% intervals: ``{method: {emotion: {accuracy, low, high}}}``."""
     fig = go.Figure()
-    for method, cells in groups.items():
+    for k, (method, cells) in enumerate(groups.items()):
         names = list(cells)
-        fig.add_bar(name=method, x=names, y=[cells[n]["accuracy"] for n in names],
+        fig.add_bar(name=method, x=names, marker_color=color_for(method, k), y=[cells[n]["accuracy"] for n in names],
                     error_y={"type": "data", "symmetric": False, "array": [cells[n]["high"] - cells[n]["accuracy"] for n in names],
                              "arrayminus": [cells[n]["accuracy"] - cells[n]["low"] for n in names]})
     fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05], "title": "accuracy (95% interval)"}, height=440)
-    return fig
+    return styled(fig)
 
 
 def dose_response(curves: dict[str, dict[str, dict[int, dict[str, float]]]], title: str, readout: int) -> go.Figure:
@@ -235,7 +242,7 @@ def dose_response(curves: dict[str, dict[str, dict[int, dict[str, float]]]], tit
 
     panels = list(curves)
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, shared_yaxes=True)
-    colors = {"top": "#d62728", "random": "#7f7f7f"}
+    colors = {"top": METHOD_COLORS["top"], "random": METHOD_COLORS["random"]}
     for col, panel in enumerate(panels, 1):
         for selection, points in curves[panel].items():
             ks = sorted(points)
@@ -247,7 +254,7 @@ def dose_response(curves: dict[str, dict[str, dict[int, dict[str, float]]]], tit
     fig.update_yaxes(title_text=f"change of projection at layer {readout} / emotion signal", row=1, col=1)
     fig.add_hline(y=0, line_color="black", line_width=1)
     fig.update_layout(title=title, height=460)
-    return fig
+    return styled(fig)
 
 
 def component_heatmap(values: Any, x: Sequence[Any], y: Sequence[Any], title: str, x_title: str, y_title: str,
@@ -255,10 +262,10 @@ def component_heatmap(values: Any, x: Sequence[Any], y: Sequence[Any], title: st
     """A diverging heatmap (e.g. head importance: layers x heads)."""
     z = [[float(v) for v in row] for row in values]
     peak = max((abs(v) for row in z for v in row), default=1.0) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=[str(v) for v in x], y=[str(v) for v in y], zmin=-peak, zmax=peak, colorscale="RdBu",
-                               reversescale=True, colorbar={"title": colorbar}))
+    fig = go.Figure(go.Heatmap(z=z, x=[str(v) for v in x], y=[str(v) for v in y], zmin=-peak, zmax=peak, colorscale=DIVERGING_SCALE,
+                               colorbar={"title": colorbar}))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=520)
-    return fig
+    return styled(fig)
 
 
 def neuron_box(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
@@ -266,9 +273,10 @@ def neuron_box(rows: Sequence[dict[str, Any]], title: str) -> go.Figure:
     fig = go.Figure()
     for valence in dict.fromkeys(r["valence"] for r in rows):
         sel = [r for r in rows if r["valence"] == valence]
-        fig.add_box(x=[r["emotion"] for r in sel], y=[r["activation"] for r in sel], name=valence, boxpoints="all", jitter=0.3)
+        fig.add_box(x=[r["emotion"] for r in sel], y=[r["activation"] for r in sel], name=valence, boxpoints="all", jitter=0.3,
+                    marker_color=color_for(valence))
     fig.update_layout(title=title, boxmode="group", yaxis_title="activation at the last prompt token", height=430)
-    return fig
+    return styled(fig)
 
 
 def judge_validation_figure(report: Any) -> go.Figure:
@@ -290,11 +298,11 @@ def judge_validation_figure(report: Any) -> go.Figure:
                       hovertext=[f"n={r['n']}" for r in rows])
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("agreement with the reference", "acceptance rate"))
-    fig.add_trace(bars("agreement", "agreement", "#4a78c2"), row=1, col=1)
-    fig.add_trace(bars("reference_accept", "reference accepts", "#7f7f7f"), row=1, col=2)
-    fig.add_trace(bars("judge_accept", "judge accepts", "#e07b39"), row=1, col=2)
+    fig.add_trace(bars("agreement", "agreement", OKABE_ITO["blue"]), row=1, col=1)
+    fig.add_trace(bars("reference_accept", "reference accepts", GREY), row=1, col=2)
+    fig.add_trace(bars("judge_accept", "judge accepts", OKABE_ITO["orange"]), row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], title_text="share (95% bootstrap interval)", row=1, col=1)
     fig.update_yaxes(range=[0, 1.05], row=1, col=2)
     fig.update_layout(title=f"{report.judge.get('name')} against the reference on {report.n} replies "
                             f"(kappa {report.overall['kappa'].value:.2f})", barmode="group", height=430)
-    return fig
+    return styled(fig)

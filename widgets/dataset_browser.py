@@ -5,13 +5,14 @@ from __future__ import annotations
 import html
 from emowork.data.sev import VALENCES, Group, SEVDataset, Skeleton
 from emowork.emotions import EMOTIONS
+from emowork.palette import VALENCE_COLORS
 from emowork.model.handle import ModelHandle
 from emowork.prompts import emotion_prompt, neutral_prompt
 
 
 def skeleton_html(skeleton: Skeleton) -> str:
     """HTML card of one skeleton: id, theme, scenario and its three events."""
-    colors = {"positive": "#2a7d2a", "neutral": "#555", "negative": "#b03030"}
+    colors = VALENCE_COLORS
     events = "".join(f"<li><b style='color:{colors[v]}'>{v}</b>: {html.escape(skeleton.event(v))}</li>" for v in VALENCES)
     return (f"<div><b>{html.escape(skeleton.skeleton_id)}</b> &middot; {html.escape(skeleton.theme)}"
             f"<p>{html.escape(skeleton.scenario)}</p><ul>{events}</ul></div>")

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from emowork.data.sev import VALENCES
 from emowork.emotions import EMOTIONS
+from emowork.palette import STATUS_COLORS
 
 ANY = "(any)"
 
@@ -29,7 +30,7 @@ def rows_html(rows: Sequence[dict[str, Any]], limit: int = 20) -> str:
     """An HTML table of up to ``limit`` rows: group, instructed emotion, judge's label, verdict, reply."""
     body = "".join(
         f"<tr><td>{html.escape(r['group_id'])}</td><td>{r['emotion']}</td><td>{html.escape(str(r['predicted']))}</td>"
-        f"<td style='color:{'green' if r['accepted'] else '#b00'}'>{'accepted' if r['accepted'] else 'rejected'}</td>"
+        f"<td style='color:{STATUS_COLORS['ok'] if r['accepted'] else STATUS_COLORS['fail']}'>{'accepted' if r['accepted'] else 'rejected'}</td>"
         f"<td>{html.escape(r['reply'])}</td></tr>" for r in rows[:limit])
     more = f"<p>... {len(rows) - limit} more</p>" if len(rows) > limit else ""
     return ("<table><tr><th>group</th><th>instructed</th><th>judge says</th><th>verdict</th><th>reply</th></tr>"

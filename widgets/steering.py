@@ -13,6 +13,7 @@ import time
 from typing import Any, Sequence
 
 from emowork.components.viewers import colored_tokens
+from emowork.palette import EMOTION_COLORS, GREY, STATUS_COLORS
 from emowork.emotions import EMOTIONS
 from emowork.model.handle import ModelHandle
 from emowork.panels.live_steering import METHODS, LiveReply, LiveSteering, SteeringRequest
@@ -29,9 +30,9 @@ def scores_html(reply: LiveReply, target: str | None) -> str:
     for emotion, score in reply.scores.items():
         weight = "bold" if emotion == target else "normal"
         rows.append(f"<div style='display:flex;align-items:center;gap:6px;font-weight:{weight}'><span style='width:80px'>{emotion}</span>"
-                    f"<span style='display:inline-block;height:10px;width:{int(160 * score)}px;background:#4a78c2'></span>"
+                    f"<span style='display:inline-block;height:10px;width:{int(160 * score)}px;background:{EMOTION_COLORS.get(emotion, GREY)}'></span>"
                     f"<span>{score:.2f}</span></div>")
-    verdict = "" if reply.accepted is None else (f"<div>judge: <b style='color:{'green' if reply.accepted else '#b00'}'>"
+    verdict = "" if reply.accepted is None else (f"<div>judge: <b style='color:{STATUS_COLORS['ok'] if reply.accepted else STATUS_COLORS['fail']}'>"
                                                  f"{'expresses' if reply.accepted else 'does not express'} {target}</b></div>")
     return "<div class='emowork-scores'>" + "".join(rows) + verdict + "</div>"
 
@@ -197,7 +198,7 @@ class SteeringPanel:
     def _run_compare(self, request: SteeringRequest) -> None:
         self.status.value = "generating six replies..."
         replies = self.engine.compare(request)
-        cells = "".join(f"<div style='border:1px solid #ddd;padding:6px'><b>{e}</b> "
+        cells = "".join(f"<div style='border:1px solid #ddd;border-top:4px solid {EMOTION_COLORS.get(e, GREY)};padding:6px'><b>{e}</b> "
                         f"{'(accepted)' if r.accepted else ''}<div class='emowork-reply'>{html.escape(r.text)}</div></div>"
                         for e, r in replies.items())
         self.grid.value = f"<div style='display:grid;grid-template-columns:repeat(3,1fr);gap:6px'>{cells}</div>"

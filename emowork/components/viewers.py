@@ -74,7 +74,7 @@ def colored_tokens(tokens: Sequence[str], values: Sequence[float], title: str = 
     spans = []
     for token, value in zip(tokens, values):
         strength = min(1.0, abs(float(value)) / peak)
-        color = f"rgba(214,39,40,{strength:.2f})" if value >= 0 else f"rgba(31,119,180,{strength:.2f})"
+        color = f"rgba(213,94,0,{strength:.2f})" if value >= 0 else f"rgba(0,114,178,{strength:.2f})"  # palette: vermillion / blue
         shown = html.escape(token).replace("\n", "&#8629;<br>")
         spans.append(f"<span title='{float(value):.4f}' style='background:{color};padding:1px 0;border-radius:2px'>{shown}</span>")
     head = f"<div><b>{html.escape(title)}</b></div>" if title else ""
