@@ -9,13 +9,13 @@ import emowork
 PACKAGE = Path(emowork.__file__).parent
 # lowest first; a module may import (at module level, type-only imports included) from its own layer and those below
 LAYERS = [
-    {"errors", "emotions", "paths", "progress", "storage", "intervals", "depth"},
+    {"errors", "emotions", "paths", "progress", "storage", "intervals", "depth", "verdicts", "palette"},
     {"model"},
     {"hooks"},
     {"generation"},
     {"data", "prompts", "judge", "analysis"},
     {"components"},
-    {"plots"},
+    {"plots", "findings", "figures"},
     {"panels", "pipeline", "cli", "__init__"},
 ]
 

@@ -55,6 +55,11 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
                    "components_neurons"):
         assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
     assert (out / "figures" / "plotly.min.js").exists(), "figures must open offline"
+    # Every figure is also saved as plotly JSON (for `emowork figures`), and the report opens with the findings.
+    assert (out / "figures" / "steering_tradeoff.json").exists() and (out / "figures" / "findings_summary.json").exists()
+    assert report.index("id='findings'") < report.index("id='stage-check'")
+    assert report.count("What to look at:") >= 18 and "href='#stage-elicitation'" in report
+    assert f"{elicitation['accuracy']:.1%}" in report.split("id='stage-check'")[0]
     # A second run reuses every finished stage.
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0

@@ -32,12 +32,14 @@ class RunContext:
 
 @dataclass
 class StageOutput:
-    """A finished stage: ``numbers`` go to ``run.json[stage.name]``; figures are written as HTML files."""
+    """A finished stage: ``numbers`` go to ``run.json[stage.name]``; figures are written as HTML (to view) and plotly
+    JSON (to export as SVG/PDF with ``emowork figures``); ``captions[stem]`` says what to look at in a figure."""
 
     numbers: dict[str, Any]
     figures: dict[str, "go.Figure"] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "columns", "rows"}
+    captions: dict[str, str] = field(default_factory=dict)
 
 
 class Stage:
@@ -46,6 +48,7 @@ class Stage:
     name: str = ""
     title: str = ""
     description: str = ""
+    captions: dict[str, str] = {}  # figure stem -> what to look at in it
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         """The settings that determine this stage's result (a finished stage is reused when they match)."""

@@ -6,7 +6,9 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ..plots import save_figure
 from ..storage import atomic_write_text
+from .headline import headline_figure, headline_rows
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -14,7 +16,8 @@ h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margi
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
 th{background:#f4f4f4} .fail{color:#b00;font-weight:bold} .ok{color:#080;font-weight:bold}
 iframe{width:100%;height:520px;border:1px solid #ddd} .muted{color:#666;font-size:.9em}
-.summary{background:#f7f9fc;border-left:4px solid #4a78c2;padding:.5em 1em}
+.summary{background:#f7f9fc;border-left:4px solid #0072B2;padding:.5em 1em}
+.findings{background:#fbfbf5;border:1px solid #ddd;padding:.2em 1em 1em 1em} .caption{color:#333;font-size:.92em;margin:.2em 0 1.2em 0}
 """
 
 
@@ -29,6 +32,31 @@ def _table(columns: list[str], rows: list[list[Any]]) -> str:
             cells.append(f"<td{cls}>{text}</td>")
         body += "<tr>" + "".join(cells) + "</tr>"
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _findings(out_dir: Path, record: dict[str, Any]) -> list[str]:
+    """The findings summary: the headline numbers with intervals, a sentence each, a small figure, stage links."""
+    rows = headline_rows(record)
+    figure = out_dir / "figures" / "findings_summary.html"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig = headline_figure(rows, record["model"]["name"])
+    save_figure(fig, figure)
+    atomic_write_text(figure.with_suffix(".json"), fig.to_json())
+    table = ["<table><tr><th>result</th><th>accuracy</th><th>95% interval</th><th>n</th><th>in words</th><th>stage</th></tr>"]
+    for r in rows:
+        s = r["summary"]
+        link = f"<a href='#stage-{html.escape(r['stage'])}'>{html.escape(r['stage'])}</a>" if r["stage"] else ""
+        table.append(f"<tr><td>{html.escape(r['name'])}</td><td>{s['accuracy']:.1%}</td><td>{s['low']:.1%}-{s['high']:.1%}</td>"
+                     f"<td>{'' if r['n'] is None else r['n']}</td><td>{html.escape(r['sentence'])}</td><td>{link}</td></tr>")
+    table.append("</table>")
+    links = " · ".join(f"<a href='#stage-{html.escape(n)}'>{html.escape(n)}</a>" for n in record["stages"])
+    return ["<div class='findings'><h2 id='findings'>Findings</h2>",
+            "<p class='muted'>Every number below is read from this run's <code>run.json</code>; every sentence is generated "
+            "from those numbers (two results differ only when their 95% intervals do not overlap).</p>", *table,
+            "<iframe src='figures/findings_summary.html' style='height:420px'></iframe>",
+            "<p class='caption'><b>What to look at:</b> where each bar's interval lies relative to the chance line and to the "
+            "unsteered baseline; a method works on this model only when its interval clears the baseline's.</p>",
+            f"<p>Stages: {links}</p></div>"]
 
 
 def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
@@ -50,9 +78,10 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
         f"Settings: {html.escape(str(record['settings']))}. Versions: "
         + html.escape(", ".join(f"{k} {v}" for k, v in record["versions"].items())) + ".</p>",
     ]
+    parts += _findings(out_dir, record)
     for name in record["stages"]:
         page = record.get("stage_pages", {}).get(name)
-        parts.append(f"<h2>{html.escape(name)}: {html.escape(page['title'] if page else '(not run)')}</h2>")
+        parts.append(f"<h2 id='stage-{html.escape(name)}'>{html.escape(name)}: {html.escape(page['title'] if page else '(not run)')}</h2>")
         if page is None:
             parts.append("<p class='muted'>This stage did not finish.</p>")
             continue
@@ -62,8 +91,10 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
         for table in page["tables"]:
             parts.append(f"<h3>{html.escape(table['title'])}</h3>" + _table(table["columns"], table["rows"]))
         for stem, relative in page["figures"].items():
+            caption = page.get("captions", {}).get(stem, "")
             parts.append(f"<p><a href='{html.escape(relative)}'>{html.escape(stem)} (open full size)</a></p>"
-                         f"<iframe src='{html.escape(relative)}' loading='lazy'></iframe>")
+                         f"<iframe src='{html.escape(relative)}' loading='lazy'></iframe>"
+                         + (f"<p class='caption'><b>What to look at:</b> {html.escape(caption)}</p>" if caption else ""))
         parts.append(f"<p class='muted'>{page['seconds']:.1f} s</p>")
     parts.append("</body></html>")
     path = out_dir / "report.html"

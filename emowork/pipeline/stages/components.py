@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from ... import plots
+from ... import findings, plots
 from ...components import (collect_samples, head_importance, head_importance_masking_loop, judged_edits, neuron_contributions,
                            run_dose_response, target_layers)
 from ...components.dose_response import readout_layer
@@ -28,6 +28,17 @@ class ComponentsStage(Stage):
     enhancement dose-response with random controls, and judged generation for a few edits."""
 
     name = "components"
+    captions = {
+        'components_dose_response': (
+            'the top-k curves (vermillion) against the random-k controls (grey): an effect counts only where the '
+            'intervals separate; a curve that flattens early means a few components carry the effect.'),
+        'components_heads': (
+            'which layers hold heads whose silencing moves the state along the emotion directions (sign: blue '
+            'pushes away, vermillion towards).'),
+        'components_neurons': (
+            'the layers and emotions with the strongest single neuron writer; compare rows to see whether '
+            'emotions share the same depth.'),
+    }
     title = "Local components: neurons and heads"
     description = (
         "For each emotion and layer, every MLP neuron's contribution c = H * (W_out v) to the direction and every "
@@ -102,11 +113,11 @@ class ComponentsStage(Stage):
             f"Ablating the top-k neurons of layer {mid} (for each emotion, at the last prompt token) moves the projection at "
             f"layer {readout} by {top[1]['mean']:+.2f} (k=1), {top[min(4, kmax)]['mean']:+.2f} (k={min(4, kmax)}) and "
             f"{top[kmax]['mean']:+.2f} (k={kmax}) of the emotion's signal; random-k: {rand[kmax]['mean']:+.2f} at k={kmax}. "
-            f"Top-k effects reach 80% of their k={kmax} value by k={numbers['saturation_k']['neuron ablate']}.",
-            "Heads: ablating the top-k heads gives " + ", ".join(f"k={k}: {v['mean']:+.2f}" for k, v in curves["head ablate"]["top"].items())
-            + " (random: " + ", ".join(f"{v['mean']:+.2f}" for v in curves["head ablate"]["random"].values()) + ").",
-            "Judged replies (" + f"{k_judged} neurons of layer {mid}, {len(judge_groups)} test groups x 6 emotions): "
-            + "; ".join(f"{name} {cell['accuracy']:.0%}" for name, cell in judged["conditions"].items()) + ".",
+            f"Top-k effects reach 80% of their k={kmax} value by k={numbers['saturation_k']['neuron ablate']}. "
+            + findings.dose(curves, "neuron ablate"),
+            findings.dose(curves, "head ablate"),
+            findings.dose(curves, "neuron enhance"),
+            f"({k_judged} neurons of layer {mid}, {len(judge_groups)} test groups x 6 emotions) " + findings.judged_edits(judged["conditions"]),
         ]
         figures = {
             "components_dose_response": plots.dose_response(curves, f"Editing the top-k vs random-k components of layer {mid}", readout),

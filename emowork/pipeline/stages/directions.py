@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import plots
+from ... import findings, plots
 from ...analysis.consistency import as_directions, natural_texts, shuffle_emotions, split_consistency, template_consistency, transfer
 from ...data import load_sev
 from ...analysis.directions import EmotionDirections, extract
@@ -26,14 +26,35 @@ def _elicitation(ctx: RunContext) -> ElicitationResult | None:
     return ElicitationResult.load(path) if path.exists() else None
 
 
-def _argmax(values: list[float]) -> int:
-    return int(np.argmax(values))
-
-
 class DirectionsStage(Stage):
     """Extract the directions, describe their geometry and test their consistency against controls."""
 
     name = "directions"
+    captions = {
+        'directions_cosines': (
+            'move the slider through the layers: which emotion pairs point the same way; directions are centred '
+            'over emotions, so some negative cosines are forced.'),
+        'directions_adjacent': (
+            'where the lines stay near 1 the direction is carried unchanged from layer to layer (the stable '
+            'segment).'),
+        'directions_sites': (
+            'the same emotion read after attention (attn) and after the MLP (mlp) at each layer: bright blocks '
+            'are depths where the directions agree.'),
+        'directions_pca': (
+            "at each layer, whether the prompts of one emotion cluster once their group's shared content is removed."),
+        'consistency_templates': (
+            'the solid line (same emotion, other wording) must sit above the dashed one (different emotions) for '
+            'the direction to be about the emotion rather than the word.'),
+        'consistency_transfer': (
+            'each solid line against the dashed shuffled-label control and the chance line: transfer to natural '
+            'text counts only where it clears both.'),
+        'consistency_halves': (
+            'halves of the data against their shuffled controls; high agreement is expected by construction (a '
+            'check, not evidence).'),
+        'directions_probe': (
+            'the first layer at which the probe reaches high held-out accuracy: where the instructed emotion '
+            'becomes linearly readable.'),
+    }
     title = "Context-agnostic emotion directions"
     description = (
         "The last prompt token of every emotion-elicited prompt is read at resid_mid ('attn') and resid_post ('mlp') "
@@ -71,7 +92,6 @@ class DirectionsStage(Stage):
         emotion_labels = [e for _ in used for e in directions.emotions]
 
         main = transfers[0]
-        best_t = _argmax(main["accuracy"])
         numbers = {
             "groups_used": directions.provenance["n_groups"], "group_policy": directions.provenance["group_policy"],
             "group_reason": directions.provenance["group_reason"], "directions_sha256": directions.sha256,
@@ -83,23 +103,15 @@ class DirectionsStage(Stage):
             "adjacent_layer_cosine_by_layer": adjacent.mean(0).tolist(),
             "centroid_norm_by_layer": directions.norms["mlp"].mean(0).tolist(),
         }
-        stable = [layer for layer in range(L - 1) if float(adjacent[:, layer].mean()) >= 0.9]
-        halves = ", ".join(f"{name}: {np.mean(v['same']):.2f} (shuffled {np.mean(v['shuffled']):.2f})" for name, v in splits.items())
+        halves_mean = float(np.mean([np.mean(v["same"]) for v in splits.values()])) if splits else None
+        numbers["stable_layers"] = findings.stable_layers(numbers["adjacent_layer_cosine_by_layer"])
         summary = [
             f"Directions from {numbers['groups_used']} groups ({numbers['group_reason']}).",
-            f"(a) Other wordings of the instruction give directions with a mean same-emotion cosine of "
-            f"{np.mean(templates['mean_same']):.2f} across layers (highest {max(templates['mean_same']):.2f} at layer "
-            f"{_argmax(templates['mean_same'])}), against {np.mean(templates['mean_other']):.2f} between different emotions: "
-            "the wording changes the direction a lot, but the emotion is still recognisable.",
-            f"(b) On {main['n']} {main['source']} texts with no instruction, the largest projection names the text's emotion "
-            f"{main['accuracy'][best_t]:.0%} of the time at layer {best_t} (chance {main['chance']:.0%}; directions from "
-            f"label-shuffled activations: {main['shuffled'][best_t]:.0%}).",
-            f"(c) Halves of the data agree almost perfectly by construction ({halves}).",
-            (f"A linear probe trained on half the themes reads the instructed emotion from one prompt's activation with "
-             f"{max(probe):.0%} held-out accuracy at best (layer {_argmax(probe)}); from layer "
-             f"{next((i for i, a in enumerate(probe) if a >= 0.9), 'none')} on it stays at or above 90%." if probe else ""),
-            f"Adjacent-layer cosine of the directions reaches 0.9 at layers {stable[0]}-{stable[-1]}." if stable else
-            f"Adjacent-layer cosine stays below 0.9 (at most {float(adjacent.mean(0).max()):.2f}).",
+            "(a) " + findings.template_consistency(templates["mean_same"], templates["mean_other"], halves_mean),
+            "(b) " + findings.transfer(main),
+            "(c) " + findings.halves(splits),
+            findings.probe(probe, 1 / len(directions.emotions)) if probe else "",
+            findings.stability(numbers["adjacent_layer_cosine_by_layer"]),
         ]
         figures = {
             "directions_cosines": plots.emotion_cosine_slider(cos.tolist(), directions.emotions, "Cosine between emotion directions (mlp site)"),
@@ -132,6 +144,13 @@ class SteeringStage(Stage):
     """Steer the neutral prompt with the directions: a sweep of layer windows and strengths, judged, with fluency."""
 
     name = "steering"
+    captions = {
+        'steering_tradeoff': (
+            'good settings sit top-left (accurate and fluent); the unsteered cross and the prompt-elicited line '
+            'are the references; colour shows the share of degenerate replies.'),
+        'steering_by_emotion': (
+            "per emotion, whether the steered bar's interval clears the unsteered one; the judge's bias shows as unsteered bars far from chance."),
+    }
     title = "Steering with emotion directions"
     description = (
         "alpha x rms(h) x v[e, L] is added to resid_post of a window of layers (fractions of depth, so settings transfer "
@@ -182,14 +201,17 @@ class SteeringStage(Stage):
         }
         atomic_write_text(ctx.artifacts_dir / "steering.jsonl",
                           "".join(json.dumps(r, ensure_ascii=False, default=float) + "\n" for r in result.rows + (final.rows if final is not result else [])))
+        elicited = ctx.results.get("elicitation", {})
+        prompted = ({"accuracy": elicited["accuracy"], "low": elicited["accuracy_ci95"][0], "high": elicited["accuracy_ci95"][1]}
+                    if "accuracy_ci95" in elicited else None)
+        numbers["prompt_elicited_ci95"] = [prompted["low"], prompted["high"]] if prompted else None
         summary = [
             f"Best setting by the rule ({best['rule']}): {best['label']}: accuracy {best['accuracy']:.1%} "
             f"(95% interval {best['low']:.1%}-{best['high']:.1%}) on {best['n']} steered replies, median perplexity "
             f"{best['perplexity']:.1f}, {best['degenerate']:.0%} degenerate"
             + ("" if best["passes_fluency"] else " (no setting met the fluency bar)") + ".",
-            f"Unsteered neutral replies pass for a given target emotion {final.baseline['accuracy']:.1%} of the time "
-            f"(perplexity {final.baseline['perplexity']:.1f}); prompting with the emotion instruction reached "
-            + (f"{prompt_elicited['accuracy']:.1%}." if prompt_elicited.get("accuracy") is not None else "n/a."),
+            findings.steering(best, final.baseline, prompted)
+            + f" Unsteered replies have a median perplexity of {final.baseline['perplexity']:.1f}.",
             f"Across the {len(result.settings)} settings of the sweep ({len(sweep_groups)} groups each), accuracy ranges "
             f"{min(s['accuracy'] for s in result.settings):.0%}-{max(s['accuracy'] for s in result.settings):.0%} and "
             f"the share of degenerate replies {min(s['degenerate'] for s in result.settings):.0%}-"

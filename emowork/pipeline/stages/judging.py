@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import plots
+from ... import findings, plots
 from ...analysis.elicitation import run_elicitation
 from ...generation.generate import DecodingConfig
 from ...emotions import EMOTIONS
@@ -29,6 +29,14 @@ class JudgeStage(Stage):
     reproduces its model card."""
 
     name = "judge"
+    captions = {
+        'judge_confusion': (
+            'the diagonal is right; off-diagonal cells show which emotions the judge confuses, and the neutral '
+            'row how often style-neutral replies are credited with an emotion.'),
+        'judge_acceptance': (
+            'emotions whose bar sits low are ones the judge under-hears: accuracies measured for them are '
+            'underestimates.'),
+    }
     title = "Emotion judge"
     description = (
         "Every accuracy in this report is a judge's verdict on whether a reply's STYLE (tone, attitude; not the "
@@ -58,8 +66,7 @@ class JudgeStage(Stage):
                 "accuracy is measured with an instrument that does not match its description.")
         own, neutral = numbers["accept_in_register_measured"], numbers["accept_style_neutral_measured"]
         chance = 1 / len(EMOTIONS)
-        verdict = ("within its model card's 95% interval "
-                   f"({card['low']:.1%}-{card['high']:.1%})" if card is not None else "(this judge has no model card to compare with)")
+        verdict = findings.judge_card(measured, card)
         summary = [
             f"Judge {judge.name} ({judge.version}); rule: {numbers.get('rule_text', f'threshold {judge.threshold}')}. On "
             f"{numbers['n_emotion_replies']} emotion replies of writers it never saw in training it names the right "
@@ -68,9 +75,9 @@ class JudgeStage(Stage):
             f"It accepts {own['value']:.1%} of those replies for their own emotion (interval {own['low']:.1%}-{own['high']:.1%}) "
             f"and {neutral['value']:.1%} of the (style-neutral reply, emotion) pairs (interval {neutral['low']:.1%}-"
             f"{neutral['high']:.1%}): an accuracy measured with it " + (
-                "misses few expressed emotions" if own["value"] >= 0.9 else
+                "misses few expressed emotions (it accepts at least 90%)" if own["value"] >= 0.9 else
                 f"misses about {1 - own['value']:.0%} of expressed emotions") + " and " + (
-                "rarely credits a neutral reply" if neutral["value"] <= 0.05 else
+                "rarely credits a neutral reply (at most 5%)" if neutral["value"] <= 0.05 else
                 f"credits neutral replies {neutral['value']:.0%} of the time") + ".",
         ]
         by_e = numbers["accept_in_register_by_emotion"]
@@ -122,6 +129,15 @@ class ElicitationStage(Stage):
     """Prompt-elicited emotion: generate with "Always reply in {emotion}." for every group and judge the replies."""
 
     name = "elicitation"
+    captions = {
+        'elicitation_heatmap': (
+            'whether the instruction works equally for good, neutral and bad news (columns) and for each emotion '
+            '(rows).'),
+        'elicitation_by_emotion': (
+            'bars whose interval sits above the chance line are emotions the model expresses when told to.'),
+        'elicitation_confusion': (
+            "if all rows look alike, the replies sound the same whatever was asked; a strong column is the judge's or the model's default."),
+    }
     title = "Prompt-elicited emotion"
     description = (
         "Every group of the analysis split is prompted once per emotion with the instruction \"Always reply in "
@@ -143,17 +159,15 @@ class ElicitationStage(Stage):
         numbers["n_complete_groups"] = len(numbers["complete_groups"])
         overall = result.overall()
         by_e = result.by_emotion()
-        best = max(by_e, key=lambda e: by_e[e]["accuracy"])
-        worst = min(by_e, key=lambda e: by_e[e]["accuracy"])
         targets, labels, matrix = result.confusion()
+        shares = np.asarray(matrix, float) / np.clip(np.asarray(matrix, float).sum(1, keepdims=True), 1, None)
         summary = [
-            f"{ctx.handle.name} expressed the instructed emotion in {overall['accuracy']:.1%} of {len(result)} replies "
-            f"(95% interval {overall['low']:.1%}-{overall['high']:.1%}), judged by {judge.name}; best for {best} "
-            f"({by_e[best]['accuracy']:.0%}), worst for {worst} ({by_e[worst]['accuracy']:.0%}). "
+            findings.prompting(overall, by_e, ctx.handle.name, judge.name, 1 / len(EMOTIONS)) + " "
             f"{numbers['n_complete_groups']} of {numbers['n_groups']} groups had all six replies accepted.",
+            findings.verdict_spread(shares, labels),
             f"Replies average {numbers['mean_reply_tokens']:.0f} tokens and {numbers['finished_share']:.0%} ended "
-            f"before the {decoding(ctx).max_new_tokens}-token limit. The paper reports 98.96% for Llama-3.2-3B with "
-            "GPT-4o-mini as judge; read this number as this model with this judge.",
+            f"before the {decoding(ctx).max_new_tokens}-token limit. (For scale: the paper reports 98.96% for "
+            "Llama-3.2-3B-Instruct judged by GPT-4o-mini; this number is this model with this judge.)",
         ]
         tables = [{"title": "Accuracy by emotion", "columns": ["emotion", "accuracy", "95% interval", "n"],
                    "rows": [[e, f"{v['accuracy']:.3f}", f"{v['low']:.3f}-{v['high']:.3f}", v["n"]] for e, v in by_e.items()]}]

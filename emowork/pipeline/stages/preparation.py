@@ -20,6 +20,11 @@ class CheckStage(Stage):
     """Hook self-check: stops the run with a clear message when an identity fails."""
 
     name = "check"
+    captions = {
+        'check_errors': (
+            'every bar must sit below its tolerance mark; a bar above it is a hook that does not read or write '
+            'what it claims.'),
+    }
     title = "Hook self-check"
     description = (
         "Identities that must hold if every hook reads what its name says: residual bookkeeping, per-head "
@@ -70,6 +75,14 @@ class DataStage(Stage):
     """Validate both SEV splits (including leakage between them) and describe them."""
 
     name = "data"
+    captions = {
+        'dataset_counts': (
+            'the balance of themes in each split (each skeleton gives three groups: positive, neutral, negative '
+            'outcome).'),
+        'dataset_lengths': (
+            'whether the three outcomes have similar lengths (a length difference would be a confound of '
+            'valence).'),
+    }
     title = "SEV dataset"
     description = (
         "The controlled dataset: neutral first-person scenarios, each with a positive, a neutral and a negative "
@@ -119,6 +132,11 @@ class ProfileStage(Stage):
     """Residual-stream profile: how large the residual and each sublayer's write are, layer by layer."""
 
     name = "profile"
+    captions = {
+        'residual_profile': (
+            'how the residual stream grows with depth and where attention and MLP write the most; steering '
+            'strengths are set relative to this size.'),
+    }
     title = "Residual-stream profile"
     description = (
         "RMS of the last-prompt-token activation at every layer for neutral prompts: the residual after "

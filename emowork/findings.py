@@ -1,0 +1,145 @@
+"""Findings in words, generated from measured values: one function per kind of result, shared by the pipeline's
+stages, the report and the notebooks (so the same measurement is always described by the same rule).
+
+Each function takes the numbers an analysis returns and gives one sentence; thresholds are stated in the sentence
+(see :mod:`emowork.verdicts` for the interval rules). Nothing here states a conclusion that the numbers do not carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .verdicts import compare, count_above, interval, layers_text, overlap, pct, relation, share_summary, vs_reference
+
+STABLE_COSINE = 0.9  # adjacent-layer cosine above which a direction counts as carried unchanged
+PROBE_READABLE = 0.9  # probe accuracy from which the emotion counts as linearly readable
+
+
+def prompting(overall: Mapping[str, Any], by_emotion: Mapping[str, Mapping[str, Any]], model: str, judge: str,
+              chance: float) -> str:
+    """Prompt-elicited accuracy against chance, with the best and worst emotion."""
+    best = max(by_emotion, key=lambda e: by_emotion[e]["accuracy"])
+    worst = min(by_emotion, key=lambda e: by_emotion[e]["accuracy"])
+    return (f"Told to reply in an emotion, {model} did so in {interval(overall)} of {overall['n']} replies by the judge "
+            f"{judge}: {vs_reference(overall, chance)}. Best for {best} ({pct(by_emotion[best]['accuracy'], 0)}), worst for "
+            f"{worst} ({pct(by_emotion[worst]['accuracy'], 0)}).")
+
+
+def verdict_spread(shares: np.ndarray, labels: Sequence[str], threshold: float = 0.25) -> str:
+    """How much the judged label depends on the instruction (``shares``: instructed x judged, row-normalised)."""
+    top = int(shares.mean(0).argmax())
+    spread = float(shares[:, top].max() - shares[:, top].min())
+    return (f"Whatever the instruction, the most common verdict is {labels[top]} (between {pct(shares[:, top].min(), 0)} and "
+            f"{pct(shares[:, top].max(), 0)} of each instruction's replies; spread {spread:.2f}, threshold {threshold}): "
+            + ("the rows look alike, so the replies sound much the same whatever emotion was asked for."
+               if spread < threshold else "the rows differ, so the instruction changes what the judge hears."))
+
+
+def template_consistency(same: Sequence[float], other: Sequence[float], halves: float | None = None) -> str:
+    """Directions from other instruction wordings: same-emotion cosine against different emotions (per layer), and
+    against the agreement of two halves of the data (the ceiling for one wording)."""
+    same, other = np.asarray(same, float), np.asarray(other, float)
+    above = count_above(same, other)
+    text = (f"Across instruction wordings, the same emotion's directions have a mean cosine of {same.mean():.2f} (highest "
+            f"{same.max():.2f} at layer {int(same.argmax())}) against {other.mean():.2f} between different emotions; "
+            f"same-emotion cosine is higher at {len(above)} of {len(same)} layers")
+    if len(above) == len(same):
+        text += ", so the emotion is recognisable whatever the wording"
+    elif not above:
+        text += ", so nothing of the emotion survives a change of wording"
+    if halves is not None:
+        share = same.mean() / halves if halves > 0 else float("nan")
+        text += (f". Two halves of the data (one wording) agree at {halves:.2f}; other wordings reach {share:.0%} of that, so "
+                 + ("most of a direction does not depend on the wording" if share >= 0.5 else
+                    "much of a direction is the wording (threshold: half of the halves' agreement)"))
+    return text + "."
+
+
+def halves(splits: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+    """Directions from halves of the data against their label-shuffled control."""
+    parts, beaten = [], 0
+    for name, v in splits.items():
+        same, shuffled = np.asarray(v["same"], float), np.asarray(v["shuffled"], float)
+        parts.append(f"{name} {same.mean():.2f} (shuffled {shuffled.mean():.2f})")
+        beaten += len(count_above(same, shuffled)) == len(same)
+    return (f"Directions from halves of the data agree at a mean cosine of {', '.join(parts)}; they beat their "
+            f"label-shuffled control at every layer in {beaten} of {len(splits)} splits. Both halves measure the same "
+            "one-word difference between prompts, so this agreement is expected by construction and is a check, not evidence.")
+
+
+def transfer(result: Mapping[str, Any]) -> str:
+    """Natural text read through the directions: accuracy at the best layer against chance and the shuffled control."""
+    acc = list(result["accuracy"])
+    best = int(np.argmax(acc))
+    n = int(result["n"])
+    summary = share_summary(int(round(acc[best] * n)), n)
+    control = float(result["shuffled"][best])
+    return (f"On {n} {result['source']} texts with no instruction, the largest projection names the text's emotion in "
+            f"{interval(summary, digits=0)} at layer {best}, the best layer: {vs_reference(summary, result['chance'])}, and "
+            + ("above" if relation(summary, control) == "above" else "not above")
+            + f" the directions from label-shuffled activations ({pct(control, 0)} at that layer).")
+
+
+def probe(accuracy: Sequence[float], chance: float) -> str:
+    """When a linear probe reads the instructed emotion from one prompt."""
+    first = next((i for i, a in enumerate(accuracy) if a >= PROBE_READABLE), None)
+    return (f"A linear probe trained on half the themes reads the instructed emotion from one prompt's activation with "
+            f"{pct(accuracy[0], 0)} held-out accuracy at layer 0 and {pct(max(accuracy), 0)} at best (layer "
+            f"{int(np.argmax(accuracy))}; chance {pct(chance, 0)}); "
+            + (f"from layer {first} on it is at least {PROBE_READABLE:.0%}." if first is not None else
+               f"it never reaches {PROBE_READABLE:.0%}."))
+
+
+def stable_layers(adjacent_mean: Sequence[float]) -> list[int]:
+    """Layers whose direction has a mean cosine of at least :data:`STABLE_COSINE` with the next layer's."""
+    return [i for i, c in enumerate(adjacent_mean) if c >= STABLE_COSINE]
+
+
+def stability(adjacent_mean: Sequence[float]) -> str:
+    """Where the directions are carried unchanged from layer to layer."""
+    stable = stable_layers(adjacent_mean)
+    values = np.asarray(adjacent_mean, float)
+    head = min(5, len(values))
+    return (f"The mean adjacent-layer cosine of the directions is {values[:head].mean():.2f} in the first {head} layers and "
+            f"{values[-head:].mean():.2f} in the last {head}; " +
+            (f"it is at least {STABLE_COSINE} at layers {layers_text(stable)}." if stable else
+             f"it never reaches {STABLE_COSINE} (at most {values.max():.2f})."))
+
+
+def steering(best: Mapping[str, Any], baseline: Mapping[str, Any], prompted: Mapping[str, Any] | None) -> str:
+    """The chosen steering setting against unsteered replies and prompting."""
+    text = f"Steering ({best['label']}): " + compare(best, baseline, "steered replies", "unsteered ones")
+    if prompted is not None and prompted.get("low") is not None:
+        text += "; " + compare(best, prompted, "steering", "prompting")
+    return text + "."
+
+
+def dose(curves: Mapping[str, Mapping[str, Mapping[Any, Mapping[str, float]]]], panel: str) -> str:
+    """A dose-response panel (e.g. ``'neuron ablate'``): top-k against random-k at the largest k."""
+    top, rand = curves[panel]["top"], curves[panel]["random"]
+    kmax = max(top, key=float)
+    same = overlap(top[kmax], rand[kmax])
+    return (f"{panel.capitalize()}, top {kmax} against random {kmax}: " +
+            f"{interval(top[kmax], percent=False, digits=2)} against {interval(rand[kmax], percent=False, digits=2)} of the "
+            "emotion's signal, " + ("not distinguishable (the 95% intervals overlap)." if same else
+                                     ("a larger" if abs(top[kmax]["mean"]) > abs(rand[kmax]["mean"]) else "a smaller")
+                                     + " effect than random components (the 95% intervals do not overlap)."))
+
+
+def judged_edits(conditions: Mapping[str, Mapping[str, Any]]) -> str:
+    """Judged replies with top-k component edits against random edits and unedited replies."""
+    c = conditions
+    return ("Judged replies: ablating the top neurons on the elicited prompt: " + compare(c["ablate-top"], c["ablate-random"],
+            "top", "random") + " (unedited: " + pct(c["none (elicited)"]["accuracy"], 0) + "); enhancing them on the "
+            "neutral prompt: " + compare(c["enhance-top"], c["enhance-random"], "top", "random") + " (unedited: "
+            + pct(c["none (neutral)"]["accuracy"], 0) + ").")
+
+
+def judge_card(measured: Mapping[str, Any], card: Mapping[str, Any] | None) -> str:
+    """The re-measured held-out accuracy against the judge's model card."""
+    if card is None:
+        return "this judge has no model card to compare with"
+    inside = card["low"] <= measured["value"] <= card["high"]
+    return (("within" if inside else "OUTSIDE") + f" its model card's 95% interval ({pct(card['low'])}-{pct(card['high'])})")

@@ -1,0 +1,105 @@
+"""Words from numbers: the verdict rules, findings that change their words when the numbers change, and the
+report's findings summary read from a run record."""
+
+import numpy as np
+import pytest
+
+from emowork import findings, verdicts
+from emowork.pipeline.headline import CHANCE, headline_rows
+
+
+def s(value, low, high):
+    return {"accuracy": value, "low": low, "high": high, "n": 100}
+
+
+@pytest.mark.parametrize("summary, expected", [
+    (s(0.40, 0.31, 0.48), "above chance: the 95% interval (31.0%-48.0%) excludes 16.7%"),
+    (s(0.05, 0.02, 0.09), "below chance: the 95% interval (2.0%-9.0%) excludes 16.7%"),
+    (s(0.20, 0.12, 0.27), "not distinguishable from chance: the 95% interval (12.0%-27.0%) contains 16.7%"),
+])
+def test_vs_reference_states_the_rule(summary, expected):
+    assert verdicts.vs_reference(summary, 1 / 6) == expected
+
+
+def test_compare_says_higher_only_when_intervals_separate():
+    high, low, mid = s(0.6, 0.5, 0.7), s(0.2, 0.1, 0.3), s(0.45, 0.28, 0.55)
+    assert "is higher than" in verdicts.compare(high, low, "a", "b")
+    assert "is lower than" in verdicts.compare(low, high, "a", "b")
+    assert "not distinguishable" in verdicts.compare(high, mid, "a", "b")
+    assert verdicts.overlap(high, mid) and not verdicts.overlap(high, low)
+
+
+def test_layers_text_and_point():
+    assert verdicts.layers_text([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12"
+    assert verdicts.layers_text([]) == "none"
+    assert verdicts.point({"mean": 0.5, "low": 0, "high": 1}) == 0.5
+    with pytest.raises(KeyError, match="accuracy"):
+        verdicts.point({"low": 0, "high": 1})
+
+
+def test_share_summary_contains_its_point():
+    summary = verdicts.share_summary(30, 100)
+    assert summary["low"] <= summary["accuracy"] <= summary["high"] and summary["accuracy"] == pytest.approx(0.3)
+
+
+def test_template_finding_changes_its_words_with_the_numbers():
+    recognisable = findings.template_consistency([0.5, 0.6], [0.0, 0.1], halves=0.9)
+    lost = findings.template_consistency([0.0, 0.05], [0.1, 0.2], halves=0.9)
+    assert "recognisable whatever the wording" in recognisable and "does not depend on the wording" in recognisable
+    assert "nothing of the emotion survives" in lost and "much of a direction is the wording" in lost
+
+
+def test_transfer_finding_compares_chance_and_control():
+    good = findings.transfer({"accuracy": [0.2, 0.6], "shuffled": [0.15, 0.18], "chance": 1 / 6, "n": 300, "source": "x"})
+    weak = findings.transfer({"accuracy": [0.17, 0.18], "shuffled": [0.18, 0.17], "chance": 1 / 6, "n": 300, "source": "x"})
+    assert "above chance" in good and ", and above the directions" in good and "layer 1" in good
+    assert "not distinguishable from chance" in weak and "not above" in weak
+
+
+def test_stability_and_probe_thresholds():
+    assert "at layers 2-3" in findings.stability([0.5, 0.8, 0.95, 0.97])
+    assert "never reaches 0.9" in findings.stability([0.5, 0.6])
+    assert "from layer 1 on" in findings.probe([0.2, 0.95, 0.97], 1 / 6)
+    assert "never reaches 90%" in findings.probe([0.2, 0.3], 1 / 6)
+
+
+def test_verdict_spread_reads_the_confusion():
+    alike = np.array([[0.1, 0.9], [0.12, 0.88]])
+    differ = np.array([[0.9, 0.1], [0.1, 0.9]])
+    assert "the rows look alike" in findings.verdict_spread(alike, ["a", "b"])
+    assert "the rows differ" in findings.verdict_spread(differ, ["a", "b"])
+
+
+def test_dose_and_judged_edit_findings():
+    sep = {"neuron ablate": {"top": {1: {"mean": -1.0, "low": -1.2, "high": -0.8}},
+                             "random": {1: {"mean": -0.1, "low": -0.2, "high": 0.0}}}}
+    same = {"neuron ablate": {"top": {1: {"mean": -0.1, "low": -0.3, "high": 0.1}},
+                              "random": {1: {"mean": -0.1, "low": -0.2, "high": 0.0}}}}
+    assert "a larger effect than random" in findings.dose(sep, "neuron ablate")
+    assert "not distinguishable" in findings.dose(same, "neuron ablate")
+    conditions = {k: s(0.3, 0.2, 0.4) for k in ("ablate-top", "ablate-random", "none (elicited)", "enhance-top",
+                                                 "enhance-random", "none (neutral)")}
+    assert findings.judged_edits(conditions).count("not distinguishable") == 2
+
+
+def test_judge_card_verdict():
+    card = {"value": 0.91, "low": 0.89, "high": 0.93}
+    assert findings.judge_card({"value": 0.9}, card).startswith("within")
+    assert findings.judge_card({"value": 0.8}, card).startswith("OUTSIDE")
+    assert "no model card" in findings.judge_card({"value": 0.8}, None)
+
+
+def test_headline_rows_come_from_the_record():
+    record = {"elicitation": {"accuracy": 0.4, "accuracy_ci95": [0.3, 0.5], "n_prompts": 144},
+              "steering": {"accuracy": 0.2, "accuracy_ci95": [0.1, 0.3], "baseline_accuracy": 0.17,
+                           "baseline_ci95": [0.15, 0.2], "n_prompts": 48, "layers": [2, 3], "alpha": 8.0}}
+    rows = {r["name"]: r for r in headline_rows(record)}
+    assert set(rows) == {"prompting", "steering", "unsteered (baseline)", "chance"}
+    assert rows["prompting"]["summary"] == {"accuracy": 0.4, "low": 0.3, "high": 0.5}
+    assert "above chance" in rows["prompting"]["sentence"]
+    assert "not distinguishable" in rows["steering"]["sentence"] and "lower than prompting" not in rows["steering"]["sentence"]
+    assert rows["chance"]["summary"]["accuracy"] == pytest.approx(CHANCE)
+    record["steering"]["accuracy_ci95"] = [0.55, 0.7]
+    record["steering"]["accuracy"] = 0.6
+    assert "is higher than unsteered" in {r["name"]: r for r in headline_rows(record)}["steering"]["sentence"]
+    assert [r["name"] for r in headline_rows({})] == ["chance"]
