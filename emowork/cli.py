@@ -1,4 +1,5 @@
-"""Command line: ``emowork run``, ``emowork check``, ``emowork judge validate``, ``emowork cache info|clear``."""
+"""Command line: ``emowork run``, ``emowork check``, ``emowork figures``, ``emowork judge validate``,
+``emowork cache info|clear``."""
 
 from __future__ import annotations
 
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--device", default="auto")
     check.add_argument("--dtype", default="auto")
 
+    figures = sub.add_parser("figures", help="write a run's figures as static SVG/PDF files for papers (offline)")
+    figures.add_argument("run_dir", help="a run folder (runs/NAME)")
+    figures.add_argument("--format", default="svg,pdf", help="comma-separated: svg, pdf, png (default svg,pdf)")
+    figures.add_argument("--out", default=None, help="folder for the files (default RUN/figures/static)")
+    figures.add_argument("--only", default=None, help="comma-separated figure names (default: all)")
+
     judge = sub.add_parser("judge", help="measure the emotion judge against labelled replies")
     judge_sub = judge.add_subparsers(dest="judge_command", required=True)
     validate = judge_sub.add_parser("validate", help="agreement of a judge with reference labels (JSONL: text, emotion, label)")
@@ -98,6 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if report.ok else 1
         if args.command == "judge":
             return _judge_validate(args)
+        if args.command == "figures":
+            from .figures import export_run
+
+            formats = [f.strip() for f in args.format.split(",") if f.strip()]
+            only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+            written = export_run(args.run_dir, formats, args.out, only)
+            print(f"wrote {len(written)} files to {written[0].parent if written else args.out}")
+            return 0
         if args.command == "cache":
             from .hooks.activation_store import cache_info, clear_cache
 
