@@ -34,6 +34,10 @@ REGISTERS = {
     # sadness, anger heard as disgust); groups drawn from w1-w6's (training) groups, all of one valence per writer
     "w12": "typical instruct model obeying the tone, every event bad news: cheerful and astonished replies to bad news",
     "w13": "casual friend-like assistant, every event good news: angry, sad, fearful and disgusted replies to good news",
+    # added after the third fine-tuned judge was measured (its proxy acceptance was 5.5 points below the reference on
+    # prompted replies); registers of real instruct models not yet covered; groups drawn from w1-w6's (training) groups
+    "w14": "typical small instruct model, mixed news: reaction opener, event retold in the tone, closing question",
+    "w15": "persona-style assistant, every event neutral: the emotion carried by the persona alone",
 }
 NEGATIVE_TONES = {"anger", "sadness", "fear", "disgust"}
 
