@@ -4,6 +4,8 @@
 #   make run FAST=1     the same with --fast (minutes on 2 CPU cores)
 #   make test           install, then the whole test suite (unit, embedded-model, notebooks)
 #   make lab            JupyterLab with the widgets, on the notebooks/ folder
+#   make notebooks-html executes every notebook and writes it as a page that shows its figures offline (build/notebooks-html)
+#   make figures RUN=runs/NAME   a run's figures as SVG and PDF (RUN/figures/static)
 #   make bench          the speed benchmarks (prints ratios measured side by side)
 #
 # Torch: without an NVIDIA GPU the CPU build torch==2.13.0 is installed first; with one (nvidia-smi works),
@@ -26,7 +28,7 @@ TORCH_INDEX ?=
 PIP := $(PY) -m pip --disable-pip-version-check
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 EMOWORK_PROGRESS=0 PYTHONHASHSEED=0
 
-.PHONY: install run test lab bench clean browser
+.PHONY: install run test lab bench clean browser notebooks-html figures
 
 install: $(STAMP)
 
@@ -52,6 +54,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) ; } || \
 	  echo "chromium is not installed: the JupyterLab panel test will be skipped (install Debian's 'chromium' package)"
+
+notebooks-html: $(STAMP)
+	$(TEST_ENV) $(PY) -m emowork.notebook_pages notebooks/*.ipynb --out build/notebooks-html
+
+RUN ?= runs/embedded
+figures: $(STAMP) browser
+	$(VENV)/bin/emowork figures $(RUN) --format svg,pdf
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -58,6 +58,14 @@ def residual_profile(rms: dict[str, Sequence[float]], model: str) -> go.Figure:
     return styled(fig)
 
 
+def use_offline_renderer() -> None:
+    """Show figures in notebooks so that they also draw in pages exported without network: each figure's output
+    carries plotly's JSON (for JupyterLab) and HTML drawn by the plotly.js embedded once in the notebook."""
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"
+
+
 def save_figure(fig: go.Figure, path: Any) -> None:
     """Write ``fig`` as a standalone interactive HTML file that loads plotly.min.js from the same folder.
 

@@ -16,7 +16,7 @@ LAYERS = [
     {"data", "prompts", "judge", "analysis"},
     {"components"},
     {"plots", "findings", "figures"},
-    {"panels", "pipeline", "cli", "__init__"},
+    {"panels", "pipeline", "cli", "notebook_pages", "__init__"},
 ]
 
 

@@ -58,10 +58,10 @@ class ActivationExplorer:
             fig.show()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .static import show
 
-        display(self.panel)
-        self.refresh()
+        self.refresh()  # draw first, so the static snapshot holds the figure too
+        show(self.panel, "Activation explorer")
 
     def __repr__(self) -> str:
         return f"ActivationExplorer({self.handle.name})"

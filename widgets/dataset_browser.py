@@ -66,6 +66,6 @@ class DatasetBrowser:
             self.prompt.value = f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .static import show
 
-        display(self.panel)
+        show(self.panel, "Dataset browser")

@@ -144,6 +144,6 @@ class DraftReviewer:
         self._message.value = ""
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .static import show
 
-        display(self._ui or self._build())
+        show(self._ui or self._build(), "Draft reviewer")

@@ -186,6 +186,6 @@ class RatingPanel:
         self._message.value = ""
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .static import show
 
-        display(self._ui or self._build())
+        show(self._ui or self._build(), "Rating panel")

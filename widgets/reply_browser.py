@@ -66,6 +66,6 @@ class ReplyBrowser:
         self.table.value = rows_html(rows, self.limit)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .static import show
 
-        display(self.panel)
+        show(self.panel, "Reply browser")

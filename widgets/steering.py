@@ -210,9 +210,9 @@ class SteeringPanel:
             self._worker.join(timeout)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .static import show
 
-        display(self._ui or self._build())
+        show(self._ui or self._build(), "Live steering panel")
 
     def __repr__(self) -> str:
         return f"SteeringPanel({self.handle.name}, gauge at layer {self.engine.gauge_layer})"
