@@ -1,7 +1,8 @@
 # emowork — set-up and main commands. `make run` and `make test` each do all set-up first.
 #
-#   make run            install everything into .venv, then run the main job on the embedded model
-#   make run FAST=1     the same with --fast (minutes on 2 CPU cores)
+#   make run            install everything into .venv, then run the main job on the embedded model (standard size:
+#                       every stage and figure, under 20 minutes on 2 CPU cores)
+#   make run FAST=1     the same with --fast (a few minutes); make run FULL=1: --full, the paper-size analysis (hours)
 #   make test           install, then the whole test suite (unit, embedded-model, notebooks)
 #   make lab            JupyterLab with the widgets, on the notebooks/ folder
 #   make notebooks-html executes every notebook and writes it as a page that shows its figures offline (build/notebooks-html)
@@ -18,6 +19,7 @@ STAMP := $(VENV)/.emowork-installed
 MODEL ?= embedded
 OUT ?=
 FAST ?=
+FULL ?=
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 ifeq ($(HAS_GPU),1)
 TORCH_SPEC ?= torch>=2.6
@@ -44,7 +46,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(OUT),--out $(OUT))
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(FULL),--full) $(if $(OUT),--out $(OUT))
 
 test: $(STAMP) browser
 	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q

@@ -47,8 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every pipeline stage and write runs/NAME (figures, report.html, run.json)")
     run.add_argument("--model", default="embedded", help="'embedded' (default), a Hugging Face id, a local folder, or tiny-llama/tiny-qwen2/tiny-gpt2")
-    run.add_argument("--fast", action="store_true", help="small settings: finishes in minutes on 2 CPU cores")
-    run.add_argument("--out", default=None, help="run folder (default runs/<model>[-fast])")
+    size = run.add_mutually_exclusive_group()
+    size.add_argument("--fast", action="store_true", help="small sizes: minutes on 2 CPU cores (a smoke run)")
+    size.add_argument("--full", action="store_true", help="the paper-size analysis: every analysis and test group (hours on "
+                      "a CPU); the default is the standard size (under 20 minutes on 2 CPU cores with the embedded model)")
+    run.add_argument("--out", default=None, help="run folder (default runs/<model>[-fast|-full])")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 otherwise), float32, bfloat16, float16")
     run.add_argument("--stages", default=None, help="comma-separated subset of stages to run")
@@ -92,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .pipeline import RunSettings, run_pipeline
 
             stages = tuple(s.strip() for s in args.stages.split(",") if s.strip()) if args.stages else None
-            settings = RunSettings(model=args.model, fast=args.fast, out=args.out, device=args.device,
+            preset = "fast" if args.fast else "full" if args.full else "standard"
+            settings = RunSettings(model=args.model, preset=preset, out=args.out, device=args.device,
                                    dtype=args.dtype, force=args.force, stages=stages, judge=args.judge,
                                    goemotions=args.goemotions)
             run_pipeline(settings)

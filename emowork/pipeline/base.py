@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
     from ..model.handle import ModelHandle
+    from .presets import Preset
     from .settings import RunSettings
 
 
@@ -21,6 +22,13 @@ class RunContext:
     settings: "RunSettings"
     out_dir: Path
     results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preset(self) -> "Preset":
+        """The run's sizes (fast, standard or full)."""
+        from .presets import get_preset
+
+        return get_preset(self.settings.preset)
 
     @property
     def artifacts_dir(self) -> Path:
@@ -52,7 +60,7 @@ class Stage:
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         """The settings that determine this stage's result (a finished stage is reused when they match)."""
-        return {"fast": ctx.settings.fast}
+        return {"preset": ctx.preset.as_dict()}
 
     def run(self, ctx: RunContext) -> StageOutput:  # pragma: no cover - abstract
         raise NotImplementedError

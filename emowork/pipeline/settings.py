@@ -11,20 +11,22 @@ class RunSettings:
     """Settings of one ``emowork run``."""
 
     model: str = "embedded"
-    fast: bool = False
+    preset: str = "standard"  # run size: fast, standard or full (emowork.pipeline.presets)
     out: str | None = None
     device: str = "auto"
     dtype: str = "auto"
     force: bool = False
     stages: tuple[str, ...] | None = None
-    fast_per_theme: int = 1  # with --fast: skeletons per theme of the analysis split
-    fast_max_new_tokens: int = 48  # with --fast: the decoding limit (100 otherwise, as in docs/method.md section 2)
     judge: str = "default"
     goemotions: str | None = None  # folder of the GoEmotions Ekman mapping: adds it to the transfer test
 
+    @property
+    def fast(self) -> bool:
+        return self.preset == "fast"
+
     def out_dir(self) -> Path:
-        """The run folder: ``--out`` or ``runs/<model>[-fast]``."""
+        """The run folder: ``--out`` or ``runs/<model>[-fast|-full]`` (the standard size has no suffix)."""
         if self.out:
             return Path(self.out)
         slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.model.split("/")[-1])
-        return Path("runs") / (slug + ("-fast" if self.fast else ""))
+        return Path("runs") / (slug + ("" if self.preset == "standard" else f"-{self.preset}"))

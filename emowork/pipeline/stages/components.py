@@ -18,9 +18,6 @@ from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
 from .judging import decoding
 
-MAX_SAMPLE_GROUPS = 96
-FAST_SAMPLE_GROUPS = 12
-FAST_JUDGED_GROUPS = 4
 
 
 class ComponentsStage(Stage):
@@ -51,7 +48,7 @@ class ComponentsStage(Stage):
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "directions" / "directions.json"
-        return {"fast": ctx.settings.fast, "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
+        return {"preset": ctx.preset.as_dict(), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
                 "judge": load_judge(ctx.settings.judge).describe(), "decoding": decoding(ctx).as_dict()}
 
     def run(self, ctx: RunContext) -> StageOutput:
@@ -59,7 +56,7 @@ class ComponentsStage(Stage):
         f = handle.facts
         directions = EmotionDirections.load(ctx.artifacts_dir / "directions")
         dataset = analysis_split(ctx)
-        groups = [dataset.group(g) for g in directions.provenance["groups"]][:FAST_SAMPLE_GROUPS if ctx.settings.fast else MAX_SAMPLE_GROUPS]
+        groups = [dataset.group(g) for g in directions.provenance["groups"]][:ctx.preset.sample_groups]
         samples = collect_samples(handle, groups)
         neurons = neuron_contributions(handle, directions, samples)
         heads = head_importance(handle, directions, samples, "masked")
@@ -77,15 +74,15 @@ class ComponentsStage(Stage):
         fast_s = time.perf_counter() - start
         diff = float((fast.per_sample[0, 0, check_layers] - reference[0]).abs().max())
 
-        dose_layers = [layers[len(layers) // 2]] if ctx.settings.fast else layers
+        dose_layers = layers if ctx.preset.dose_all_layers else [layers[len(layers) // 2]]
         dose = run_dose_response(handle, directions, samples, neurons, heads, layers=dose_layers, readout=readout)
         curves = {f"{kind} {op}": {sel: dose.curve(kind, op, sel) for sel in ("top", "random")}
                   for kind in ("neuron", "head") for op in ("ablate", "enhance")}
 
         test = load_sev("test")
         judge_groups = [g for g in test.select(per_theme=1).groups if g.valence == "neutral"]
-        judge_groups = judge_groups[:FAST_JUDGED_GROUPS] if ctx.settings.fast else judge_groups
-        k_judged = 16 if ctx.settings.fast else 64
+        judge_groups = judge_groups[:ctx.preset.judged_groups] if ctx.preset.judged_groups else judge_groups
+        k_judged = ctx.preset.judged_k
         judged = judged_edits(handle, samples, neurons, load_judge(ctx.settings.judge), judge_groups, dose_layers[0], k_judged, decoding(ctx))
         atomic_write_json(ctx.artifacts_dir / "components_dose_response.json", {"readout": readout, "rows": dose.rows})
 

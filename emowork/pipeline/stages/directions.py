@@ -14,7 +14,7 @@ from ...analysis.directions import EmotionDirections, extract
 from ...analysis.elicitation import ElicitationResult
 from ...analysis.geometry import adjacent_layer_cosine, emotion_cosines, pca_coordinates, probe_accuracy_by_layer, site_similarity
 from ...judge import load_judge
-from ...analysis.steering_sweep import DEFAULT_SETTINGS, FAST_SETTINGS, run_sweep
+from ...analysis.steering_sweep import run_sweep
 from ...storage import atomic_write_text
 from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
@@ -67,7 +67,7 @@ class DirectionsStage(Stage):
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         elicitation = _elicitation(ctx)
         return {"data": analysis_split(ctx).sha256, "complete": elicitation.complete_groups() if elicitation else None,
-                "goemotions": ctx.settings.goemotions}
+                "goemotions": ctx.settings.goemotions, "transfer_per_emotion": ctx.preset.transfer_per_emotion}
 
     def run(self, ctx: RunContext) -> StageOutput:
         handle = ctx.handle
@@ -86,7 +86,7 @@ class DirectionsStage(Stage):
         templates = template_consistency(handle, used)
         shuffled = as_directions({"mlp": shuffle_emotions(mlp)})
         transfers = [transfer(handle, directions, shuffled, data) for data in natural_texts(
-            "heldout", ctx.settings.goemotions, replies_per_emotion=25 if ctx.settings.fast else None)]
+            "heldout", ctx.settings.goemotions, replies_per_emotion=ctx.preset.transfer_per_emotion)]
         splits = split_consistency(mlp, used)
         pcs = [pca_coordinates(mlp, layer) for layer in range(L)]
         emotion_labels = [e for _ in used for e in directions.emotions]
@@ -160,15 +160,16 @@ class SteeringStage(Stage):
     )
 
     def _groups(self, ctx: RunContext) -> tuple[list, list]:
+        """The sweep's test groups and those the chosen setting is finally measured on (the same unless ``full``)."""
         test = load_sev("test")
-        if ctx.settings.fast:
-            sweep = [g for g in test.select(per_theme=1).groups if g.valence == "neutral"]
-            return sweep, sweep
-        return test.select(per_theme=2).groups, test.groups
+        preset = ctx.preset
+        sweep = [g for g in test.select(per_theme=preset.sweep_per_theme).groups
+                 if not preset.sweep_neutral_only or g.valence == "neutral"]
+        return sweep, (test.groups if preset.final_on_all_test else sweep)
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "directions" / "directions.json"
-        return {"fast": ctx.settings.fast, "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
+        return {"preset": ctx.preset.as_dict(), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
                 "decoding": decoding(ctx).as_dict(), "judge": load_judge(ctx.settings.judge).describe()}
 
     def run(self, ctx: RunContext) -> StageOutput:
@@ -176,7 +177,7 @@ class SteeringStage(Stage):
         directions = EmotionDirections.load(ctx.artifacts_dir / "directions")
         judge = load_judge(ctx.settings.judge)
         sweep_groups, final_groups = self._groups(ctx)
-        settings = FAST_SETTINGS if ctx.settings.fast else DEFAULT_SETTINGS
+        settings = list(ctx.preset.sweep)
         result = run_sweep(handle, directions, sweep_groups, judge, settings, decoding(ctx))
         best = result.best()
         final = result

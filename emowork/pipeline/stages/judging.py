@@ -20,8 +20,9 @@ from .preparation import analysis_split
 
 
 def decoding(ctx: RunContext) -> DecodingConfig:
-    """The one decoding configuration of the run (greedy; fewer new tokens with --fast)."""
-    return DecodingConfig(max_new_tokens=ctx.settings.fast_max_new_tokens if ctx.settings.fast else 100)
+    """The one decoding configuration of the run (greedy; the preset's token limit, 100 for ``full`` as in
+    docs/method.md section 2)."""
+    return DecodingConfig(max_new_tokens=ctx.preset.max_new_tokens)
 
 
 class JudgeStage(Stage):

@@ -66,9 +66,10 @@ class CheckStage(Stage):
 
 
 def analysis_split(ctx: RunContext):
-    """The analysis split the run uses: all of it, or a theme-balanced subset with --fast."""
+    """The analysis split the run uses: all of it (``full``), or a theme-balanced subset (``fast``, ``standard``)."""
     dataset = load_sev("analysis")
-    return dataset.select(per_theme=ctx.settings.fast_per_theme) if ctx.settings.fast else dataset
+    per_theme = ctx.preset.analysis_per_theme
+    return dataset.select(per_theme=per_theme) if per_theme else dataset
 
 
 class DataStage(Stage):
@@ -92,7 +93,7 @@ class DataStage(Stage):
     )
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
-        return {"fast": ctx.settings.fast, "splits": {s: load_sev(s).sha256 for s in SPLITS}}
+        return {"preset": ctx.preset.name, "splits": {s: load_sev(s).sha256 for s in SPLITS}}
 
     def run(self, ctx: RunContext) -> StageOutput:
         report, _ = validate_files({s: split_path(s) for s in SPLITS})
@@ -146,7 +147,7 @@ class ProfileStage(Stage):
     )
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
-        return {"fast": ctx.settings.fast, "data": analysis_split(ctx).sha256}
+        return {"preset": ctx.preset.name, "data": analysis_split(ctx).sha256}
 
     def run(self, ctx: RunContext) -> StageOutput:
         handle = ctx.handle

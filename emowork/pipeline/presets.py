@@ -1,0 +1,66 @@
+"""Run sizes: ``fast`` (minutes on a laptop CPU), ``standard`` (the default of ``emowork run``: every stage and figure
+with informative intervals in under 20 minutes on 2 CPU cores with the embedded model) and ``full`` (the paper-size
+analysis: every analysis and test group; hours on a CPU, minutes on a GPU).
+
+Every size a stage uses is read from the run's :class:`Preset`, so the three differ only here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..analysis.steering import SteeringSetting  # noqa: F401  (the type of Preset.sweep)
+from ..analysis.steering_sweep import DEFAULT_SETTINGS, FAST_SETTINGS
+
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes of one run.
+
+    ``analysis_per_theme``: analysis skeletons per theme (None: all); ``max_new_tokens``: the one decoding limit;
+    ``transfer_per_emotion``: natural texts per emotion in the transfer test (None: all); ``sweep_per_theme``: test
+    skeletons per theme for the steering sweep (None: every test group); ``sweep_neutral_only``: sweep on the neutral
+    outcome's groups only; ``final_on_all_test``: re-measure the chosen setting on every test group;
+    ``sample_groups``: analysis groups for component samples; ``dose_all_layers``: dose-response at every target layer
+    (else the middle one); ``judged_groups``: neutral test groups for judged edits (None: one per theme);
+    ``judged_k``: neurons edited in judged edits.
+    """
+
+    name: str
+    analysis_per_theme: int | None
+    max_new_tokens: int
+    transfer_per_emotion: int | None
+    sweep: tuple["SteeringSetting", ...]
+    sweep_per_theme: int
+    sweep_neutral_only: bool
+    final_on_all_test: bool
+    sample_groups: int
+    dose_all_layers: bool
+    judged_groups: int | None
+    judged_k: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS = {
+    "fast": Preset("fast", analysis_per_theme=1, max_new_tokens=48, transfer_per_emotion=25, sweep=tuple(FAST_SETTINGS),
+                   sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False, sample_groups=12,
+                   dose_all_layers=False, judged_groups=4, judged_k=16),
+    "standard": Preset("standard", analysis_per_theme=2, max_new_tokens=64, transfer_per_emotion=50,
+                       sweep=tuple(FAST_SETTINGS), sweep_per_theme=1, sweep_neutral_only=False, final_on_all_test=False,
+                       sample_groups=48, dose_all_layers=False, judged_groups=8, judged_k=32),
+    "full": Preset("full", analysis_per_theme=None, max_new_tokens=100, transfer_per_emotion=None,
+                   sweep=tuple(DEFAULT_SETTINGS), sweep_per_theme=2, sweep_neutral_only=False, final_on_all_test=True,
+                   sample_groups=96, dose_all_layers=True, judged_groups=None, judged_k=64),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a clear error names the three."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"Unknown run size {name!r}: choose fast, standard (the default) or full.") from None
