@@ -59,6 +59,8 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert (out / "figures" / "steering_tradeoff.json").exists() and (out / "figures" / "findings_summary.json").exists()
     assert report.index("id='findings'") < report.index("id='stage-check'")
     assert report.count("What to look at:") >= 18 and "href='#stage-elicitation'" in report
+    findings = (out / "findings.md").read_text()
+    assert "| prompting |" in findings and "## steering" in findings and f"{elicitation['accuracy']:.1%}" in findings
     assert f"{elicitation['accuracy']:.1%}" in report.split("id='stage-check'")[0]
     # A second run reuses every finished stage.
     capsys.readouterr()
@@ -122,3 +124,61 @@ def test_main_job_fast_on_the_embedded_model(tmp_path):
     assert record["components"]["heads_fast_vs_masked_max_abs_diff"] < 1e-4
     assert record["model"]["name"] == "embedded" and record["model"]["facts"]["architecture"] == "LlamaForCausalLM"
     assert len(record["profile"]["rms_by_layer"]["resid_post"]) == record["model"]["facts"]["n_layers"]
+
+
+def test_a_run_killed_in_the_middle_of_a_stage_resumes_and_loses_nothing(tmp_path, fresh_cache):
+    """SIGKILL during the elicitation stage (replies being generated), then the same command again: the finished
+    stages are reused, the replies generated before the kill come from the reply cache, and the run completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "emowork.cli", "run", "--model", "tiny-llama", "--fast", "--out", str(out),
+               "--stages", "check,data,profile,judge,elicitation"]
+    env = {**os.environ, "EMOWORK_PROGRESS": "0"}
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    replies = fresh_cache / "generations"
+    deadline = time.time() + 300
+    written: dict = {}
+    while time.time() < deadline and first.poll() is None:
+        started = "stage 5/5: elicitation" in (tmp_path / "first.log").read_text()
+        written = {p: p.read_text() for p in replies.glob("*.jsonl")} if replies.exists() else {}
+        if started and any(text.count("\n") for text in written.values()):  # some replies were written: kill mid-stage
+            break
+        time.sleep(0.1)
+    assert first.poll() is None, "the run ended before it could be killed mid-stage:\n" + (tmp_path / "first.log").read_text()
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    record = read(out / "run.json")  # written atomically: readable after a kill
+    assert record["complete"] is False and {"check", "data", "profile", "judge"} <= set(record["stage_pages"])
+    assert "elicitation" not in record["stage_pages"]
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.count("reusing the finished") == 4, second.stdout
+    record = read(out / "run.json")
+    assert record["complete"] is True and record["elicitation"]["n_prompts"] == 6 * 24
+    for path, text in written.items():  # the replies generated before the kill are kept, not generated again
+        kept = text[: text.rfind("\n") + 1]
+        assert path.read_text().startswith(kept), f"{path.name}: replies written before the kill were lost"
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp")), "no half-written files are left behind"
+
+
+def test_run_sizes_are_presets_with_clear_errors(capsys):
+    from emowork.pipeline import RunSettings
+    from emowork.pipeline.presets import PRESETS, get_preset
+
+    assert [RunSettings(model="org/Model-1", preset=p).out_dir().name for p in ("fast", "standard", "full")] == \
+        ["Model-1-fast", "Model-1", "Model-1-full"]
+    assert RunSettings(preset="fast").fast and not RunSettings().fast
+    sizes = [PRESETS[p] for p in ("fast", "standard", "full")]
+    assert [p.sample_groups for p in sizes] == sorted(p.sample_groups for p in sizes), "sizes grow from fast to full"
+    assert sizes[2].analysis_per_theme is None and sizes[2].final_on_all_test and sizes[2].max_new_tokens == 100
+    with pytest.raises(ValueError, match="fast, standard"):
+        get_preset("huge")
+    with pytest.raises(SystemExit):
+        main(["run", "--fast", "--full"])
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -59,6 +59,32 @@ def _findings(out_dir: Path, record: dict[str, Any]) -> list[str]:
             f"<p>Stages: {links}</p></div>"]
 
 
+def write_findings_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
+    """Write ``<out_dir>/findings.md``: the headline table, every stage's generated findings and the stage times,
+    as Markdown (the file a README or a paper cites; it holds nothing that is not in ``run.json``)."""
+    model, settings = record["model"], record["settings"]
+    lines = [f"# emowork run: {model['name']} ({settings.get('preset', 'standard')} size)", "",
+             f"Made by `emowork run --model {settings['model']}"
+             + {"fast": " --fast", "full": " --full"}.get(settings.get("preset", "standard"), "")
+             + f"` on {record['created']}; {'complete' if record.get('complete') else 'NOT complete'}; "
+             f"{record['versions'].get('platform', '')}, torch {record['versions'].get('torch', '')}, device {model['device']}.", "",
+             "| result | accuracy | 95% interval | n | in words |", "|---|---|---|---|---|"]
+    for r in headline_rows(record):
+        s = r["summary"]
+        lines.append(f"| {r['name']} | {s['accuracy']:.1%} | {s['low']:.1%}-{s['high']:.1%} | {'' if r['n'] is None else r['n']} "
+                     f"| {r['sentence']} |")
+    timings = record.get("timings", {})
+    lines += ["", "## Time per stage (seconds, wall clock)", "", "| " + " | ".join(timings) + " |",
+              "|" + "---|" * len(timings), "| " + " | ".join(f"{v:.0f}" for v in timings.values()) + " |"]
+    for name in record["stages"]:
+        page = record.get("stage_pages", {}).get(name)
+        if page and page["summary"]:
+            lines += ["", f"## {name}: {page['title']}", ""] + [f"- {line}" for line in page["summary"]]
+    path = out_dir / "findings.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
 def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
     """Write ``<out_dir>/report.html`` from a run record and return its path."""
     model = record["model"]

@@ -17,7 +17,7 @@ from ..plots import save_figure
 from ..storage import atomic_write_json, atomic_write_text
 from .base import RunContext, Stage
 from .settings import RunSettings
-from .report import write_report
+from .report import write_findings_markdown, write_report
 from .stages import STAGES
 
 
@@ -105,6 +105,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
         timings["total"] = round(time.time() - started, 3)
         atomic_write_json(out / "run.json", record)
         write_report(out, record)
+        write_findings_markdown(out, record)
     print(f"[emowork] done in {timings['total']:.0f} s: {out / 'report.html'}", flush=True)
     return record
 
