@@ -28,37 +28,48 @@ def prompting(overall: Mapping[str, Any], by_emotion: Mapping[str, Mapping[str, 
 
 
 def verdict_spread(shares: np.ndarray, labels: Sequence[str], threshold: float = 0.25) -> str:
-    """How much the judged label depends on the instruction (``shares``: instructed x judged, row-normalised)."""
-    top = int(shares.mean(0).argmax())
-    spread = float(shares[:, top].max() - shares[:, top].min())
-    return (f"Whatever the instruction, the most common verdict is {labels[top]} (between {pct(shares[:, top].min(), 0)} and "
-            f"{pct(shares[:, top].max(), 0)} of each instruction's replies; spread {spread:.2f}, threshold {threshold}): "
-            + ("the rows look alike, so the replies sound much the same whatever emotion was asked for."
-               if spread < threshold else "the rows differ, so the instruction changes what the judge hears."))
+    """How much what the judge hears depends on the instruction (``shares``: instructed x judged, row-normalised): the
+    largest total-variation distance between an instruction's row and the mean row, against ``threshold``."""
+    shares = np.asarray(shares, float)
+    if shares.size == 0 or not np.isfinite(shares).all():
+        return "What the judge hears per instruction cannot be compared (no replies for some instruction)."
+    mean = shares.mean(0)
+    top = int(mean.argmax())
+    distance = float((0.5 * np.abs(shares - mean).sum(1)).max())
+    return (f"The most common verdict overall is {labels[top]} ({pct(mean[top], 0)} of replies; between "
+            f"{pct(shares[:, top].min(), 0)} and {pct(shares[:, top].max(), 0)} per instruction). The instructions' "
+            f"verdict distributions differ from their mean by at most {distance:.2f} (total variation; threshold "
+            f"{threshold}): " + ("the rows look alike, so the replies sound much the same whatever emotion was asked for."
+                                  if distance < threshold else "the rows differ, so the instruction changes what the judge hears."))
 
 
-def template_consistency(same: Sequence[float], other: Sequence[float], halves: float | None = None) -> str:
-    """Directions from other instruction wordings: same-emotion cosine against different emotions (per layer), and
-    against the agreement of two halves of the data (the ceiling for one wording)."""
+def template_consistency(same: Sequence[float], other: Sequence[float], halves: float | None = None,
+                         margin: float = 0.05) -> str:
+    """Directions from other instruction wordings: same-emotion cosine against different emotions (per layer, by more
+    than ``margin``), and against the agreement of two halves of the data (the ceiling for one wording)."""
     same, other = np.asarray(same, float), np.asarray(other, float)
-    above = count_above(same, other)
+    above = count_above(same, other, margin)
     text = (f"Across instruction wordings, the same emotion's directions have a mean cosine of {same.mean():.2f} (highest "
             f"{same.max():.2f} at layer {int(same.argmax())}) against {other.mean():.2f} between different emotions; "
-            f"same-emotion cosine is higher at {len(above)} of {len(same)} layers")
+            f"same-emotion cosine is higher by more than {margin} at {len(above)} of {len(same)} layers")
     if len(above) == len(same):
         text += ", so the emotion is recognisable whatever the wording"
     elif not above:
         text += ", so nothing of the emotion survives a change of wording"
     if halves is not None:
-        share = same.mean() / halves if halves > 0 else float("nan")
-        text += (f". Two halves of the data (one wording) agree at {halves:.2f}; other wordings reach {share:.0%} of that, so "
-                 + ("most of a direction does not depend on the wording" if share >= 0.5 else
-                    "much of a direction is the wording (threshold: half of the halves' agreement)"))
+        ratio = same.mean() / halves if halves > 0 else float("nan")
+        text += f". Two halves of the data (one wording) agree at {halves:.2f}; " + (
+            "their agreement is not positive, so it gives no ceiling to compare with" if ratio != ratio else
+            f"other wordings reach {ratio:.2f} times that, so " + (
+                "most of a direction does not depend on the wording (threshold: half of the halves' agreement)"
+                if ratio >= 0.5 else "much of a direction is the wording (threshold: half of the halves' agreement)"))
     return text + "."
 
 
 def halves(splits: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
     """Directions from halves of the data against their label-shuffled control."""
+    if not splits:
+        return "No halves of the data could be compared (too few groups)."
     parts, beaten = [], 0
     for name, v in splits.items():
         same, shuffled = np.asarray(v["same"], float), np.asarray(v["shuffled"], float)
@@ -77,19 +88,20 @@ def transfer(result: Mapping[str, Any]) -> str:
     summary = share_summary(int(round(acc[best] * n)), n)
     control = float(result["shuffled"][best])
     return (f"On {n} {result['source']} texts with no instruction, the largest projection names the text's emotion in "
-            f"{interval(summary, digits=0)} at layer {best}, the best layer: {vs_reference(summary, result['chance'])}, and "
+            f"{interval(summary, digits=0)} at layer {best}, the best of {len(acc)} layers (the interval is not corrected for "
+            f"that choice): {vs_reference(summary, result['chance'])}, and "
             + ("above" if relation(summary, control) == "above" else "not above")
             + f" the directions from label-shuffled activations ({pct(control, 0)} at that layer).")
 
 
 def probe(accuracy: Sequence[float], chance: float) -> str:
     """When a linear probe reads the instructed emotion from one prompt."""
-    first = next((i for i, a in enumerate(accuracy) if a >= PROBE_READABLE), None)
+    first = next((i for i in range(len(accuracy)) if min(accuracy[i:]) >= PROBE_READABLE), None)  # and stays there
     return (f"A linear probe trained on half the themes reads the instructed emotion from one prompt's activation with "
             f"{pct(accuracy[0], 0)} held-out accuracy at layer 0 and {pct(max(accuracy), 0)} at best (layer "
             f"{int(np.argmax(accuracy))}; chance {pct(chance, 0)}); "
             + (f"from layer {first} on it is at least {PROBE_READABLE:.0%}." if first is not None else
-               f"it never reaches {PROBE_READABLE:.0%}."))
+               f"it does not stay at or above {PROBE_READABLE:.0%} up to the last layer."))
 
 
 def stable_layers(adjacent_mean: Sequence[float]) -> list[int]:
@@ -101,6 +113,8 @@ def stability(adjacent_mean: Sequence[float]) -> str:
     """Where the directions are carried unchanged from layer to layer."""
     stable = stable_layers(adjacent_mean)
     values = np.asarray(adjacent_mean, float)
+    if values.size == 0:
+        return "A one-layer model has no adjacent layers to compare."
     head = min(5, len(values))
     return (f"The mean adjacent-layer cosine of the directions is {values[:head].mean():.2f} in the first {head} layers and "
             f"{values[-head:].mean():.2f} in the last {head}; " +
@@ -117,15 +131,21 @@ def steering(best: Mapping[str, Any], baseline: Mapping[str, Any], prompted: Map
 
 
 def dose(curves: Mapping[str, Mapping[str, Mapping[Any, Mapping[str, float]]]], panel: str) -> str:
-    """A dose-response panel (e.g. ``'neuron ablate'``): top-k against random-k at the largest k."""
+    """A dose-response panel (e.g. ``'neuron ablate'``): top-k against random-k at the largest k. Ablation is expected
+    to lower the projection (negative effect), enhancement to raise it; an effect is "larger than random" only in that
+    direction, with non-overlapping 95% intervals."""
     top, rand = curves[panel]["top"], curves[panel]["random"]
     kmax = max(top, key=float)
-    same = overlap(top[kmax], rand[kmax])
-    return (f"{panel.capitalize()}, top {kmax} against random {kmax}: " +
-            f"{interval(top[kmax], percent=False, digits=2)} against {interval(rand[kmax], percent=False, digits=2)} of the "
-            "emotion's signal, " + ("not distinguishable (the 95% intervals overlap)." if same else
-                                     ("a larger" if abs(top[kmax]["mean"]) > abs(rand[kmax]["mean"]) else "a smaller")
-                                     + " effect than random components (the 95% intervals do not overlap)."))
+    t, r = top[kmax], rand[kmax]
+    expected = -1.0 if panel.endswith("ablate") else 1.0
+    text = (f"{panel.capitalize()}, top {kmax} against random {kmax}: {interval(t, percent=False, digits=2)} against "
+            f"{interval(r, percent=False, digits=2)} of the emotion's signal: ")
+    if overlap(t, r):
+        return text + "not distinguishable (the 95% intervals overlap)."
+    if (t["mean"] - r["mean"]) * expected > 0:
+        return text + ("a larger reduction" if expected < 0 else "a larger increase") + " than random components (the 95% intervals do not overlap)."
+    return text + ("a smaller reduction than random components, or a change in the other direction" if expected < 0 else
+                   "a smaller increase than random components, or a change in the other direction") + " (the 95% intervals do not overlap)."
 
 
 def judged_edits(conditions: Mapping[str, Mapping[str, Any]]) -> str:

@@ -163,7 +163,10 @@ def test_a_run_killed_in_the_middle_of_a_stage_resumes_and_loses_nothing(tmp_pat
     assert record["complete"] is True and record["elicitation"]["n_prompts"] == 6 * 24
     for path, text in written.items():  # the replies generated before the kill are kept, not generated again
         kept = text[: text.rfind("\n") + 1]
-        assert path.read_text().startswith(kept), f"{path.name}: replies written before the kill were lost"
+        after = path.read_text()
+        assert after.startswith(kept), f"{path.name}: replies written before the kill were lost"
+        keys = [json.loads(line)["key"] for line in after.splitlines() if line.strip()]
+        assert len(keys) == len(set(keys)), f"{path.name}: replies cached before the kill were generated again"
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp")), "no half-written files are left behind"
 
 
@@ -182,3 +185,15 @@ def test_run_sizes_are_presets_with_clear_errors(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--fast", "--full"])
     assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Unknown run size"):
+        RunSettings(preset="huge")
+
+
+def test_a_run_folder_of_another_size_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"settings": {"model": "tiny-llama", "fast": False}}))  # a run from before sizes
+    assert main(["run", "--model", "tiny-llama", "--fast", "--stages", "check", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run of the 'full' size" in err and "--force" in err
+    assert main(["run", "--model", "tiny-llama", "--fast", "--stages", "check", "--out", str(out), "--force"]) == 0

@@ -45,6 +45,10 @@ def test_share_summary_contains_its_point():
 def test_template_finding_changes_its_words_with_the_numbers():
     recognisable = findings.template_consistency([0.5, 0.6], [0.0, 0.1], halves=0.9)
     lost = findings.template_consistency([0.0, 0.05], [0.1, 0.2], halves=0.9)
+    barely = findings.template_consistency([0.30, 0.30], [0.29, 0.29], halves=0.9)
+    assert "recognisable" not in barely, "a difference within the stated margin is not enough"
+    assert "no ceiling" in findings.template_consistency([0.3], [0.0], halves=-0.1)
+    assert "too few groups" in findings.halves({})
     assert "recognisable whatever the wording" in recognisable and "does not depend on the wording" in recognisable
     assert "nothing of the emotion survives" in lost and "much of a direction is the wording" in lost
 
@@ -60,7 +64,9 @@ def test_stability_and_probe_thresholds():
     assert "at layers 2-3" in findings.stability([0.5, 0.8, 0.95, 0.97])
     assert "never reaches 0.9" in findings.stability([0.5, 0.6])
     assert "from layer 1 on" in findings.probe([0.2, 0.95, 0.97], 1 / 6)
-    assert "never reaches 90%" in findings.probe([0.2, 0.3], 1 / 6)
+    assert "from layer 3 on" in findings.probe([0.2, 0.95, 0.5, 0.96], 1 / 6), "a dip after a high layer does not count"
+    assert "does not stay at or above 90%" in findings.probe([0.2, 0.3], 1 / 6)
+    assert "no adjacent layers" in findings.stability([])
 
 
 def test_verdict_spread_reads_the_confusion():
@@ -68,6 +74,10 @@ def test_verdict_spread_reads_the_confusion():
     differ = np.array([[0.9, 0.1], [0.1, 0.9]])
     assert "the rows look alike" in findings.verdict_spread(alike, ["a", "b"])
     assert "the rows differ" in findings.verdict_spread(differ, ["a", "b"])
+    # a common column that is constant while the rest differs: the rows still differ
+    diagonal = np.array([[0.5, 0.5, 0, 0], [0.5, 0, 0.5, 0], [0.5, 0, 0, 0.5]])
+    assert "the rows differ" in findings.verdict_spread(diagonal, ["n", "a", "b", "c"])
+    assert "cannot be compared" in findings.verdict_spread(np.array([[np.nan, np.nan]]), ["a", "b"])
 
 
 def test_dose_and_judged_edit_findings():
@@ -75,8 +85,13 @@ def test_dose_and_judged_edit_findings():
                              "random": {1: {"mean": -0.1, "low": -0.2, "high": 0.0}}}}
     same = {"neuron ablate": {"top": {1: {"mean": -0.1, "low": -0.3, "high": 0.1}},
                               "random": {1: {"mean": -0.1, "low": -0.2, "high": 0.0}}}}
-    assert "a larger effect than random" in findings.dose(sep, "neuron ablate")
+    assert "a larger reduction than random" in findings.dose(sep, "neuron ablate")
     assert "not distinguishable" in findings.dose(same, "neuron ablate")
+    wrong_way = {"neuron ablate": {"top": {1: {"mean": 0.3, "low": 0.2, "high": 0.4}},
+                                   "random": {1: {"mean": -0.05, "low": -0.1, "high": 0.0}}}}
+    assert "other direction" in findings.dose(wrong_way, "neuron ablate"), "ablation that raises the projection is not 'larger'"
+    up = {"neuron enhance": {"top": {1: {"mean": 0.5, "low": 0.4, "high": 0.6}}, "random": {1: {"mean": 0.1, "low": 0.0, "high": 0.2}}}}
+    assert "a larger increase" in findings.dose(up, "neuron enhance")
     conditions = {k: s(0.3, 0.2, 0.4) for k in ("ablate-top", "ablate-random", "none (elicited)", "enhance-top",
                                                  "enhance-random", "none (neutral)")}
     assert findings.judged_edits(conditions).count("not distinguishable") == 2

@@ -52,7 +52,9 @@ def headline_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
                                  + (f"; its model card says {card['value']:.1%} ({card['low']:.1%}-{card['high']:.1%})."
                                     if card else " (no model card to compare with).")})
     rows.append({"name": "chance", "summary": {"accuracy": CHANCE, "low": CHANCE, "high": CHANCE}, "n": None, "stage": None,
-                 "sentence": f"One of {len(EMOTIONS)} emotions: {CHANCE:.1%}."})
+                 "sentence": f"A model that expressed one of the {len(EMOTIONS)} emotions at random would be accepted about "
+                             f"{CHANCE:.1%} of the time by an accurate judge; a reply with no emotion is accepted at the judge's "
+                             "style-neutral rate (judge stage), so the unsteered baseline is the control that counts."})
     return rows
 
 

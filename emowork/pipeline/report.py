@@ -66,6 +66,9 @@ def write_findings_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
     lines = [f"# emowork run: {model['name']} ({settings.get('preset', 'standard')} size)", "",
              f"Made by `emowork run --model {settings['model']}"
              + {"fast": " --fast", "full": " --full"}.get(settings.get("preset", "standard"), "")
+             + (f" --judge {settings['judge']}" if settings.get("judge", "default") != "default" else "")
+             + (f" --goemotions {settings['goemotions']}" if settings.get("goemotions") else "")
+             + (f" --stages {','.join(settings['stages'])}" if settings.get("stages") else "")
              + f"` on {record['created']}; {'complete' if record.get('complete') else 'NOT complete'}; "
              f"{record['versions'].get('platform', '')}, torch {record['versions'].get('torch', '')}, device {model['device']}.", "",
              "| result | accuracy | 95% interval | n | in words |", "|---|---|---|---|---|"]

@@ -39,9 +39,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+PAGE_VERSION = 2  # bump when what a stage writes changes (2: generated findings, captions, figures as JSON)
+
+
 def _stage_key(stage: Stage, ctx: RunContext) -> str:
-    blob = json.dumps({"stage": stage.name, "fingerprint": ctx.handle.fingerprint, "settings": stage.settings(ctx)},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"stage": stage.name, "fingerprint": ctx.handle.fingerprint, "settings": stage.settings(ctx),
+                       "page_version": PAGE_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -67,6 +70,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
 
     stages = select_stages(settings.stages)
     out = settings.out_dir()
+    _refuse_other_size(out, settings)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -110,6 +114,24 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
     return record
 
 
+class RunFolderError(EmoworkError):
+    """The run folder holds a run that this command would overwrite with a different one."""
+
+
+def _refuse_other_size(out: Path, settings: RunSettings) -> None:
+    """A run folder made at another size (e.g. an hours-long ``--full`` run in ``runs/embedded``, the standard size's
+    folder since sizes exist) is not overwritten unless ``--force``."""
+    try:
+        previous = json.loads((out / "run.json").read_text())["settings"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return
+    size = previous.get("preset") or ("fast" if previous.get("fast") else "full")  # runs from before sizes existed
+    if size != settings.preset and not settings.force:
+        flag = {"fast": " --fast", "full": " --full"}.get(size, "")
+        raise RunFolderError(f"{out} holds a run of the '{size}' size; this is a '{settings.preset}' run. Give another "
+                             f"folder with --out, rerun that size (emowork run{flag} --out {out}), or overwrite it with --force.")
+
+
 def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[str, Any]:
     out = ctx.out_dir
     key = _stage_key(stage, ctx)
@@ -117,7 +139,8 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
     if path.exists() and not ctx.settings.force:
         try:
             saved = json.loads(path.read_text())
-            if saved.get("key") == key and all((out / f).exists() for f in saved["page"]["figures"].values()):
+            figures = saved["page"]["figures"].values()
+            if saved.get("key") == key and all((out / f).exists() and (out / f).with_suffix(".json").exists() for f in figures):
                 print(f"[emowork]   reusing the finished '{stage.name}' stage ({path})", flush=True)
                 record["stage_pages"][stage.name] = saved["page"]
                 return saved["numbers"]

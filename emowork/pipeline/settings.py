@@ -20,6 +20,11 @@ class RunSettings:
     judge: str = "default"
     goemotions: str | None = None  # folder of the GoEmotions Ekman mapping: adds it to the transfer test
 
+    def __post_init__(self) -> None:
+        from .presets import get_preset
+
+        get_preset(self.preset)  # an unknown size fails here, before the model is loaded
+
     @property
     def fast(self) -> bool:
         return self.preset == "fast"

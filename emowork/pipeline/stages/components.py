@@ -83,7 +83,7 @@ class ComponentsStage(Stage):
         judge_groups = [g for g in test.select(per_theme=1).groups if g.valence == "neutral"]
         judge_groups = judge_groups[:ctx.preset.judged_groups] if ctx.preset.judged_groups else judge_groups
         k_judged = ctx.preset.judged_k
-        judged = judged_edits(handle, samples, neurons, load_judge(ctx.settings.judge), judge_groups, dose_layers[0], k_judged, decoding(ctx))
+        judged = judged_edits(handle, samples, neurons, load_judge(ctx.settings.judge), judge_groups, layers[len(layers) // 2], k_judged, decoding(ctx))
         atomic_write_json(ctx.artifacts_dir / "components_dose_response.json", {"readout": readout, "rows": dose.rows})
 
         top = curves["neuron ablate"]["top"]
@@ -101,13 +101,14 @@ class ComponentsStage(Stage):
                            "importance": [round(float(x), 4) for x in heads.top(e, L, 3)[1]]} for e in samples.emotions for L in layers],
             "judged_edits": {k: v for k, v in judged.items() if k != "examples"},
         }
-        mid = dose_layers[0]
+        mid = layers[len(layers) // 2]  # the layer of the judged edits (and of the dose-response unless pooled)
+        where = f"layer {mid}" if dose_layers == [mid] else f"layers {', '.join(map(str, dose_layers))} (pooled)"
         kmax = max(top)
         summary = [
             f"Head importance: the exact one-pass computation equals the per-head masking loop to {diff:.1e} "
             f"({len(check_layers)} layers x {f.n_heads} heads, one sample) and, its capture pass included, is "
             f"{numbers['heads_speedup']:.0f}x faster on the same work.",
-            f"Ablating the top-k neurons of layer {mid} (for each emotion, at the last prompt token) moves the projection at "
+            f"Ablating the top-k neurons of {where} (for each emotion, at the last prompt token) moves the projection at "
             f"layer {readout} by {top[1]['mean']:+.2f} (k=1), {top[min(4, kmax)]['mean']:+.2f} (k={min(4, kmax)}) and "
             f"{top[kmax]['mean']:+.2f} (k={kmax}) of the emotion's signal; random-k: {rand[kmax]['mean']:+.2f} at k={kmax}. "
             f"Top-k effects reach 80% of their k={kmax} value by k={numbers['saturation_k']['neuron ablate']}. "
@@ -117,7 +118,7 @@ class ComponentsStage(Stage):
             f"({k_judged} neurons of layer {mid}, {len(judge_groups)} test groups x 6 emotions) " + findings.judged_edits(judged["conditions"]),
         ]
         figures = {
-            "components_dose_response": plots.dose_response(curves, f"Editing the top-k vs random-k components of layer {mid}", readout),
+            "components_dose_response": plots.dose_response(curves, f"Editing the top-k vs random-k components of {where}", readout),
             "components_heads": plots.component_heatmap(heads.mean.mean(0).tolist(), range(f.n_heads), range(f.n_layers),
                                                         "Head importance (masked), mean over emotions", "head", "layer", "importance"),
             "components_neurons": plots.component_heatmap(

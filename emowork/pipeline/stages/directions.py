@@ -169,8 +169,10 @@ class SteeringStage(Stage):
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "directions" / "directions.json"
+        elicited = ctx.results.get("elicitation", {})
         return {"preset": ctx.preset.as_dict(), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
-                "decoding": decoding(ctx).as_dict(), "judge": load_judge(ctx.settings.judge).describe()}
+                "decoding": decoding(ctx).as_dict(), "judge": load_judge(ctx.settings.judge).describe(),
+                "prompting": [elicited.get("accuracy"), elicited.get("accuracy_ci95")]}  # the summary compares with it
 
     def run(self, ctx: RunContext) -> StageOutput:
         handle = ctx.handle
