@@ -1,6 +1,10 @@
 """Run sizes: ``fast`` (minutes on a laptop CPU), ``standard`` (the default of ``emowork run``: every stage and figure
-with informative intervals in under 20 minutes on 2 CPU cores with the embedded model) and ``full`` (the paper-size
-analysis: every analysis and test group; hours on a CPU, minutes on a GPU).
+in under 20 minutes on 2 CPU cores with the embedded model) and ``full`` (the paper-size analysis: every analysis and
+test group; hours on a CPU, minutes on a GPU).
+
+On 2 CPU cores the embedded model writes about one 48-token reply per second, and replies dominate the time, so
+``standard`` doubles what the analysis rests on (48 analysis groups: the elicitation interval, the directions, the
+component samples) and keeps the fast sweep (3 settings on the 8 neutral test groups, 48 replies each).
 
 Every size a stage uses is read from the run's :class:`Preset`, so the three differ only here.
 """
@@ -49,9 +53,9 @@ PRESETS = {
     "fast": Preset("fast", analysis_per_theme=1, max_new_tokens=48, transfer_per_emotion=25, sweep=tuple(FAST_SETTINGS),
                    sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False, sample_groups=12,
                    dose_all_layers=False, judged_groups=4, judged_k=16),
-    "standard": Preset("standard", analysis_per_theme=2, max_new_tokens=64, transfer_per_emotion=50,
-                       sweep=tuple(FAST_SETTINGS), sweep_per_theme=1, sweep_neutral_only=False, final_on_all_test=False,
-                       sample_groups=48, dose_all_layers=False, judged_groups=8, judged_k=32),
+    "standard": Preset("standard", analysis_per_theme=2, max_new_tokens=48, transfer_per_emotion=25,
+                       sweep=tuple(FAST_SETTINGS), sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False,
+                       sample_groups=24, dose_all_layers=False, judged_groups=4, judged_k=16),
     "full": Preset("full", analysis_per_theme=None, max_new_tokens=100, transfer_per_emotion=None,
                    sweep=tuple(DEFAULT_SETTINGS), sweep_per_theme=2, sweep_neutral_only=False, final_on_all_test=True,
                    sample_groups=96, dose_all_layers=True, judged_groups=None, judged_k=64),
