@@ -124,7 +124,7 @@ def stability(adjacent_mean: Sequence[float]) -> str:
 
 def steering(best: Mapping[str, Any], baseline: Mapping[str, Any], prompted: Mapping[str, Any] | None) -> str:
     """The chosen steering setting against unsteered replies and prompting."""
-    text = f"Steering ({best['label']}): " + compare(best, baseline, "steered replies", "unsteered ones")
+    text = f"Steering ({best['label']}): " + compare(best, baseline, "steering", "the unsteered baseline")
     if prompted is not None and prompted.get("low") is not None:
         text += "; " + compare(best, prompted, "steering", "prompting")
     return text + "."
