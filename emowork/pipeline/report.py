@@ -6,18 +6,19 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ..palette import OKABE_ITO, STATUS_COLORS
 from ..plots import save_figure
 from ..storage import atomic_write_text
 from .headline import headline_figure, headline_rows
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
-th{background:#f4f4f4} .fail{color:#b00;font-weight:bold} .ok{color:#080;font-weight:bold}
-iframe{width:100%;height:520px;border:1px solid #ddd} .muted{color:#666;font-size:.9em}
-.summary{background:#f7f9fc;border-left:4px solid #0072B2;padding:.5em 1em}
-.findings{background:#fbfbf5;border:1px solid #ddd;padding:.2em 1em 1em 1em} .caption{color:#333;font-size:.92em;margin:.2em 0 1.2em 0}
+_CSS = f"""
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+h1{{margin-bottom:.2em}} h2{{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}}
+table{{border-collapse:collapse;margin:.6em 0;font-size:.92em}} td,th{{border:1px solid #ddd;padding:.25em .6em;text-align:left}}
+th{{background:#f4f4f4}} .fail{{color:{STATUS_COLORS["fail"]};font-weight:bold}} .ok{{color:{STATUS_COLORS["ok"]};font-weight:bold}}
+iframe{{width:100%;height:520px;border:1px solid #ddd}} .muted{{color:#666;font-size:.9em}}
+.summary{{background:#f7f9fc;border-left:4px solid {OKABE_ITO["blue"]};padding:.5em 1em}}
+.findings{{background:#fbfbf5;border:1px solid #ddd;padding:.2em 1em 1em 1em}} .caption{{color:#333;font-size:.92em;margin:.2em 0 1.2em 0}}
 """
 
 
