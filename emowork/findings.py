@@ -91,7 +91,13 @@ def transfer(result: Mapping[str, Any]) -> str:
             f"{interval(summary, digits=0)} at layer {best}, the best of {len(acc)} layers (the interval is not corrected for "
             f"that choice): {vs_reference(summary, result['chance'])}, and "
             + ("above" if relation(summary, control) == "above" else "not above")
-            + f" the directions from label-shuffled activations ({pct(control, 0)} at that layer).")
+            + f" the directions from label-shuffled activations ({pct(control, 0)} at that layer)."
+            + (_held_out_choice(result["held_out_choice"], result["chance"]) if result.get("held_out_choice") else ""))
+
+
+def _held_out_choice(choice: Mapping[str, Any], chance: float) -> str:
+    return (f" Choosing the layer on half the texts and measuring on the other half (no selection bias): layer "
+            f"{choice['layer']}, {interval(choice, digits=0)} of {choice['n']} texts: {vs_reference(choice, chance)}.")
 
 
 def probe(accuracy: Sequence[float], chance: float) -> str:

@@ -58,6 +58,9 @@ def test_transfer_finding_compares_chance_and_control():
     weak = findings.transfer({"accuracy": [0.17, 0.18], "shuffled": [0.18, 0.17], "chance": 1 / 6, "n": 300, "source": "x"})
     assert "above chance" in good and ", and above the directions" in good and "layer 1" in good
     assert "not distinguishable from chance" in weak and "not above" in weak
+    held = findings.transfer({"accuracy": [0.2, 0.6], "shuffled": [0.15, 0.18], "chance": 1 / 6, "n": 300, "source": "x",
+                              "held_out_choice": {"layer": 1, "accuracy": 0.55, "low": 0.47, "high": 0.63, "n": 150}})
+    assert "other half (no selection bias): layer 1" in held and held.count("above chance") == 2
 
 
 def test_stability_and_probe_thresholds():
@@ -118,3 +121,17 @@ def test_headline_rows_come_from_the_record():
     record["steering"]["accuracy"] = 0.6
     assert "is higher than unsteered" in {r["name"]: r for r in headline_rows(record)}["steering"]["sentence"]
     assert [r["name"] for r in headline_rows({})] == ["chance"]
+
+
+def test_held_out_layer_choice_measures_on_the_other_half():
+    import torch
+
+    from emowork.analysis.consistency import held_out_layer_choice
+
+    correct = torch.zeros(10, 3, dtype=torch.bool)
+    correct[::2, 0] = True          # layer 0 looks perfect on the choosing half only
+    correct[1::2, 0] = False
+    correct[:, 2] = True
+    correct[::2, 2] = False          # layer 2 is right on the measuring half only
+    choice = held_out_layer_choice(correct)
+    assert choice["layer"] == 0 and choice["accuracy"] == 0.0 and choice["n"] == 5, "measured where it was not chosen"
