@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .verdicts import compare, count_above, interval, layers_text, overlap, pct, relation, share_summary, vs_reference
+from .verdicts import (compare, count_above, interval, layers_text, overlap, pct, relation, share_summary, vs_reference,
+                       within)
 
 STABLE_COSINE = 0.9  # adjacent-layer cosine above which a direction counts as carried unchanged
 PROBE_READABLE = 0.9  # probe accuracy from which the emotion counts as linearly readable
@@ -167,5 +168,4 @@ def judge_card(measured: Mapping[str, Any], card: Mapping[str, Any] | None) -> s
     """The re-measured held-out accuracy against the judge's model card."""
     if card is None:
         return "this judge has no model card to compare with"
-    inside = card["low"] <= measured["value"] <= card["high"]
-    return (("within" if inside else "OUTSIDE") + f" its model card's 95% interval ({pct(card['low'])}-{pct(card['high'])})")
+    return (("within" if within(measured["value"], card) else "OUTSIDE") + f" its model card's 95% interval ({pct(card['low'])}-{pct(card['high'])})")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
 from .hooks.self_check import CheckReport
 from .palette import DIVERGING_SCALE, GREY, METHOD_COLORS, OKABE_ITO, SEQUENCE, SEQUENTIAL_SCALE, STATUS_COLORS, color_for
+from .storage import atomic_write_text
 
 SITE_COLORS = {
     "resid_pre": GREY,
@@ -67,11 +69,16 @@ def use_offline_renderer() -> None:
 
 
 def save_figure(fig: go.Figure, path: Any) -> None:
-    """Write ``fig`` as a standalone interactive HTML file that loads plotly.min.js from the same folder.
+    """Write ``fig`` as a standalone interactive HTML file that loads plotly.min.js from the same folder, and its
+    plotly JSON beside it (``<stem>.json``, from which ``emowork figures`` writes SVG/PDF).
 
-    No network is needed to view it: plotly.js is written once beside the figures.
+    No network is needed to view it: plotly.js is written once beside the figures. Both files are written atomically.
     """
-    fig.write_html(str(path), include_plotlyjs="directory", full_html=True)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.write_html(str(tmp), include_plotlyjs="directory", full_html=True)
+    tmp.replace(path)
+    atomic_write_text(path.with_suffix(".json"), fig.to_json())
 
 
 def token_heatmap(tokens: Sequence[str], values: Any, layers: Sequence[int], title: str, colorbar: str = "RMS") -> go.Figure:

@@ -38,6 +38,11 @@ def interval(summary: Mapping[str, Any], percent: bool = True, digits: int = 1) 
     return f"{point(summary):+.{digits}f} (95% interval {summary['low']:+.{digits}f} to {summary['high']:+.{digits}f})"
 
 
+def within(value: float, summary: Mapping[str, Any]) -> bool:
+    """Whether ``value`` lies inside the 95% interval of ``summary`` (ends included)."""
+    return bool(summary["low"] <= value <= summary["high"])
+
+
 def relation(summary: Mapping[str, Any], reference: float) -> Relation:
     """Where the 95% interval lies relative to ``reference``: wholly above, wholly below, or containing it."""
     if summary["low"] > reference:

@@ -41,13 +41,12 @@ class RunContext:
 @dataclass
 class StageOutput:
     """A finished stage: ``numbers`` go to ``run.json[stage.name]``; figures are written as HTML (to view) and plotly
-    JSON (to export as SVG/PDF with ``emowork figures``); ``captions[stem]`` says what to look at in a figure."""
+    JSON (to export as SVG/PDF with ``emowork figures``), captioned by the stage's ``captions``."""
 
     numbers: dict[str, Any]
     figures: dict[str, "go.Figure"] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "columns", "rows"}
-    captions: dict[str, str] = field(default_factory=dict)
 
 
 class Stage:

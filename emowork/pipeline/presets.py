@@ -12,10 +12,12 @@ Every size a stage uses is read from the run's :class:`Preset`, so the three dif
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analysis.steering import SteeringSetting  # noqa: F401  (the type of Preset.sweep)
 from ..analysis.steering_sweep import DEFAULT_SETTINGS, FAST_SETTINGS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..analysis.steering import SteeringSetting
 
 
 

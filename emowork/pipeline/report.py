@@ -42,7 +42,6 @@ def _findings(out_dir: Path, record: dict[str, Any]) -> list[str]:
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig = headline_figure(rows, record["model"]["name"])
     save_figure(fig, figure)
-    atomic_write_text(figure.with_suffix(".json"), fig.to_json())
     table = ["<table><tr><th>result</th><th>accuracy</th><th>95% interval</th><th>n</th><th>in words</th><th>stage</th></tr>"]
     for r in rows:
         s = r["summary"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import EmoworkError
 from ..plots import save_figure
-from ..storage import atomic_write_json, atomic_write_text
+from ..storage import atomic_write_json
 from .base import RunContext, Stage
 from .settings import RunSettings
 from .report import write_findings_markdown, write_report
@@ -152,11 +152,10 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
     figures = {}
     for stem, fig in result.figures.items():
         relative = f"figures/{stem}.html"
-        save_figure(fig, out / relative)
-        atomic_write_text(out / "figures" / f"{stem}.json", fig.to_json())
+        save_figure(fig, out / relative)  # HTML to view, JSON to export
         figures[stem] = relative
     page = {"title": stage.title, "description": stage.description, "summary": result.summary,
-            "tables": result.tables, "figures": figures, "captions": {**stage.captions, **result.captions}, "seconds": seconds}
+            "tables": result.tables, "figures": figures, "captions": stage.captions, "seconds": seconds}
     atomic_write_json(path, {"key": key, "numbers": result.numbers, "page": page})
     record["stage_pages"][stage.name] = page
     return result.numbers

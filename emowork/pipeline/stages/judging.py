@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ... import findings, plots
+from ...verdicts import within
 from ...analysis.elicitation import run_elicitation
 from ...generation.generate import DecodingConfig
 from ...emotions import EMOTIONS
@@ -57,7 +58,7 @@ class JudgeStage(Stage):
         card = getattr(judge, "heldout_accuracy", lambda: None)()
         measured = numbers["heldout_accuracy_6way_measured"]
         numbers["card_heldout_accuracy"] = card
-        numbers["matches_card"] = None if card is None else bool(card["low"] <= measured["value"] <= card["high"])
+        numbers["matches_card"] = None if card is None else within(measured["value"], card)
         if numbers["matches_card"] is False:
             raise JudgeMismatchError(
                 f"The judge {judge.name} ({judge.version}) names the right emotion on {measured['value']:.1%} of the held-out "
