@@ -35,7 +35,7 @@ def _judge_validate(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         atomic_write_json(out / "validation.json", {"file": str(args.file), **report.as_dict()})
-        save_figure(report.figure(), out / "validation.html")
+        save_figure(report.figure(), out / "validation.html", with_json=False)  # validation.json holds the numbers
         print(f"wrote {out / 'validation.json'} and {out / 'validation.html'}", file=sys.stderr)
     return 0
 

@@ -68,9 +68,9 @@ def use_offline_renderer() -> None:
     pio.renderers.default = "plotly_mimetype+notebook"
 
 
-def save_figure(fig: go.Figure, path: Any) -> None:
-    """Write ``fig`` as a standalone interactive HTML file that loads plotly.min.js from the same folder, and its
-    plotly JSON beside it (``<stem>.json``, from which ``emowork figures`` writes SVG/PDF).
+def save_figure(fig: go.Figure, path: Any, with_json: bool = True) -> None:
+    """Write ``fig`` as a standalone interactive HTML file that loads plotly.min.js from the same folder, and (unless
+    ``with_json`` is False) its plotly JSON beside it (``<stem>.json``, from which ``emowork figures`` writes SVG/PDF).
 
     No network is needed to view it: plotly.js is written once beside the figures. Both files are written atomically.
     """
@@ -78,7 +78,8 @@ def save_figure(fig: go.Figure, path: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fig.write_html(str(tmp), include_plotlyjs="directory", full_html=True)
     tmp.replace(path)
-    atomic_write_text(path.with_suffix(".json"), fig.to_json())
+    if with_json:
+        atomic_write_text(path.with_suffix(".json"), fig.to_json())
 
 
 def token_heatmap(tokens: Sequence[str], values: Any, layers: Sequence[int], title: str, colorbar: str = "RMS") -> go.Figure:
