@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from emowork import components as C
+from emowork.hooks.intervention import Intervention
 from emowork.analysis.consistency import as_directions
 from emowork.data import load_sev
 from emowork.analysis.directions import extract
@@ -171,3 +172,26 @@ def test_judged_edits_group_rows_by_emotion_with_the_same_replies(setup):
     a = generate(handle, prompts, config, intervention=lambda idx: grouped, batch_size=4, progress=False)
     b = generate(handle, prompts, config, intervention=lambda idx: per_row, batch_size=4, progress=False)
     assert [g.text for g in a] == [g.text for g in b]
+
+
+def test_run_many_stacks_variants_and_equals_one_pass_each(setup):
+    handle, directions, samples = setup["tiny-llama"]
+    prompts = samples.prompts_of("fear")
+    delta = C.difference_vectors(samples.acts["mlp_post"])[3, 1]
+    per_row = torch.randn(2, handle.facts.d_mlp)
+    variants = [[], [C.component_edit("neuron", 1, (0, 2), "ablate")],
+                [C.component_edit("neuron", 1, (1, 3), "enhance", delta)],
+                [C.component_edit("head", 2, (1,), "ablate"), C.component_edit("neuron", 0, (5,), "ablate", rows=(1,))],
+                [Intervention("mlp_post", 1, "add", per_row, units=(0, 4), rows=(0, 2))]]
+    read = ["blocks.3.hook_resid_post", "blocks.2.hook_resid_mid"]
+    runner = C.LastTokenRunner(handle, prompts)
+    one_each = [runner.run(edits, read) for edits in variants]
+    passes = []
+    stacked = runner.run_many(variants, read, rows_per_pass=2 * len(prompts), advance=passes.append)
+    assert passes == [2, 2, 1]  # two variants per pass, then the rest
+    for single, many in zip(one_each, stacked):
+        for name in read:
+            assert many[name].shape == single[name].shape == (len(prompts), handle.facts.d_model)
+            torch.testing.assert_close(many[name], single[name], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(stacked[1][read[0]], stacked[0][read[0]])  # the variants differ
+    torch.testing.assert_close(runner.run([], read)[read[0]], one_each[0][read[0]])  # the cache is intact

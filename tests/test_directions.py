@@ -1,5 +1,6 @@
 import pytest
 import torch
+import numpy as np
 
 from emowork.analysis import consistency as C
 from emowork.analysis import geometry as G
@@ -122,6 +123,12 @@ def test_template_consistency_on_a_tiny_model(tiny_llama):
     result = C.template_consistency(tiny_llama, groups, progress=False)
     assert set(result["pairs"]) == {"reply_in|feels", "reply_in|sound", "feels|sound"}
     assert len(result["mean_same"]) == tiny_llama.facts.n_layers
+    first = C.capture_emotion_activations(tiny_llama, groups, ("mlp",), progress=False)["mlp"]
+    reused = C.template_consistency(tiny_llama, groups, progress=False, known={"reply_in": first})
+    for pair in result["pairs"]:  # activations handed in give what capturing them again gives
+        np.testing.assert_allclose(reused["pairs"][pair]["same"], result["pairs"][pair]["same"], atol=1e-5)
+    noise = C.template_consistency(tiny_llama, groups, progress=False, known={"reply_in": torch.randn_like(first)})
+    assert not np.allclose(noise["pairs"]["reply_in|feels"]["same"], result["pairs"]["reply_in|feels"]["same"])  # used
 
 
 def test_text_prompts_modes(tiny_llama):

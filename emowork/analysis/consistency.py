@@ -44,14 +44,17 @@ def shuffle_emotions(acts: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def template_consistency(handle: "ModelHandle", groups: Sequence["Group"], templates: dict[str, str] = PARAPHRASE_TEMPLATES,
-                         site: str = "mlp", progress: bool = True) -> dict[str, Any]:
+                         site: str = "mlp", progress: bool = True, known: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """(a) Directions from each instruction wording on the same groups, compared per layer.
 
     Returns ``{"templates", "pairs": {"a|b": {"same": [L], "other": [L]}}, "mean_same": [L], "mean_other": [L]}``:
     ``same`` is the mean over emotions of cos(v_a[e], v_b[e]); ``other`` of cos(v_a[e], v_b[f]) for e != f (what
-    unrelated emotion directions score).
+    unrelated emotion directions score). ``known`` maps template names to activations already captured for these
+    groups at ``site`` (``[G, E, L, D]``, e.g. the extraction's), which are then not captured again.
     """
-    per_template = {name: as_directions(capture_emotion_activations(handle, groups, (site,), template, progress=progress))
+    known = known or {}
+    per_template = {name: as_directions({site: known[name]} if name in known else
+                                        capture_emotion_activations(handle, groups, (site,), template, progress=progress))
                     for name, template in templates.items()}
     pairs = {f"{a}|{b}": mean_cosine_between(per_template[a], per_template[b], site) for a, b in combinations(per_template, 2)}
     same = np.mean([p["same"] for p in pairs.values()], axis=0)

@@ -87,7 +87,7 @@ def _cache_path(handle: "ModelHandle", directions: "EmotionDirections", samples:
 
     from ..paths import cache_dir
 
-    blob = json.dumps({"v": 1, "fingerprint": handle.fingerprint, "dtype": str(handle.dtype), "directions": directions.sha256,
+    blob = json.dumps({"v": 2, "fingerprint": handle.fingerprint, "dtype": str(handle.dtype), "directions": directions.sha256,
                        "prompts": hashlib.sha256("\x00".join(p for row in samples.prompts for p in row).encode()).hexdigest(),
                        **fields}, sort_keys=True, default=str)
     folder = cache_dir() / "dose-response"
@@ -133,25 +133,24 @@ def run_dose_response(handle: "ModelHandle", directions: "EmotionDirections", sa
             v = directions.directions["mlp"][directions.emotions.index(emotion), readout]
             signal = float(directions.norms["mlp"][directions.emotions.index(emotion), readout])
             base = runner.run([], [read])[read] @ v  # [G]
+            plan: list[tuple[dict[str, Any], Intervention]] = []  # (row fields, edit) of every variant of this emotion
             for layer in layers:
                 for kind, ks, width in (("neuron", neuron_ks, f.d_mlp), ("head", head_ks, f.n_heads)):
                     ranking = (neurons.mean[ei, layer] if kind == "neuron" else heads.mean[ei, layer]).argsort(descending=True)
                     delta = dmu_neurons[ei, layer] if kind == "neuron" else dmu_heads[ei, layer]
                     for operation in operations:
-                        variants: list[tuple[int, str, int, Intervention]] = []
                         for k in ks:
                             draws = [("top", 0, ranking[:k])]
                             generator = torch.Generator().manual_seed(1000 * k + layer)
                             draws += [("random", s, torch.randperm(width, generator=generator)[:k]) for s in range(seeds)]
                             for selection, seed, chosen in draws:
                                 edit = component_edit(kind, layer, chosen.tolist(), operation, delta)  # type: ignore[arg-type]
-                                variants.append((k, selection, seed, edit))
-                        for k, selection, seed, edit in variants:
-                            after = runner.run([edit], [read])[read] @ v  # [G]
-                            result.rows.append({"emotion": emotion, "layer": layer, "kind": kind, "operation": operation,
-                                                "k": k, "selection": selection, "seed": seed,
-                                                "effect": float((after - base).mean()) / max(signal, 1e-12)})
-                            bar.update(1)
+                                plan.append(({"emotion": emotion, "layer": layer, "kind": kind, "operation": operation,
+                                              "k": k, "selection": selection, "seed": seed}, edit))
+            outputs = runner.run_many([[edit] for _, edit in plan], [read], advance=bar.update)
+            for (fields, _), seen in zip(plan, outputs):
+                after = seen[read] @ v  # [G]
+                result.rows.append({**fields, "effect": float((after - base).mean()) / max(signal, 1e-12)})
     finally:
         bar.close()
     if path is not None:

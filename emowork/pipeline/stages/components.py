@@ -60,7 +60,6 @@ class ComponentsStage(Stage):
         samples = collect_samples(handle, groups)
         neurons = neuron_contributions(handle, directions, samples)
         heads = head_importance(handle, directions, samples, "masked")
-        linear = head_importance(handle, directions, samples, "linear")
 
         readout = readout_layer(f.n_layers)
         layers = target_layers(f.n_layers, readout)
@@ -130,5 +129,4 @@ class ComponentsStage(Stage):
                             for r in numbers["top_neurons"] if r["rank"] == 1]},
                   {"title": "Judged edits", "columns": ["condition", "accuracy", "95% interval", "n"],
                    "rows": [[n, f"{c['accuracy']:.3f}", f"{c['low']:.3f}-{c['high']:.3f}", c["n"]] for n, c in judged["conditions"].items()]}]
-        del linear
         return StageOutput(numbers=numbers, figures=figures, summary=summary, tables=tables)

@@ -14,6 +14,7 @@ from ...analysis.directions import EmotionDirections, extract
 from ...analysis.elicitation import ElicitationResult
 from ...analysis.geometry import adjacent_layer_cosine, emotion_cosines, pca_coordinates, probe_accuracy_by_layer, site_similarity
 from ...judge import load_judge
+from ...prompts import PARAPHRASE_TEMPLATES
 from ...analysis.steering_sweep import run_sweep
 from ...storage import atomic_write_text
 from ..base import RunContext, Stage, StageOutput
@@ -83,7 +84,8 @@ class DirectionsStage(Stage):
         themes = [g.theme for g in used]
         all_themes = list(dict.fromkeys(themes))
         probe = probe_accuracy_by_layer(mlp, themes, all_themes[: len(all_themes) // 2]) if len(all_themes) > 1 else []
-        templates = template_consistency(handle, used)
+        templates = template_consistency(handle, used, known={name: mlp for name, text in PARAPHRASE_TEMPLATES.items()
+                                                               if text == directions.provenance["template"]})
         shuffled = as_directions({"mlp": shuffle_emotions(mlp)})
         transfers = [transfer(handle, directions, shuffled, data) for data in natural_texts(
             "heldout", ctx.settings.goemotions, replies_per_emotion=ctx.preset.transfer_per_emotion)]
