@@ -15,6 +15,7 @@ LAYERS = [
     {"generation"},
     {"data", "prompts", "judge", "analysis"},
     {"components"},
+    {"circuits"},
     {"plots", "findings", "figures"},
     {"panels", "pipeline", "cli", "notebook_pages", "__init__"},
 ]

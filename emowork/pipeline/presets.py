@@ -1,4 +1,5 @@
-"""Run sizes: ``fast`` (minutes on a laptop CPU), ``standard`` (the default of ``emowork run``: every stage and figure
+"""Run sizes: ``fast`` (a smoke run of every stage: minutes on a laptop CPU; short replies, small samples, wide
+intervals), ``standard`` (the default of ``emowork run``: every stage and figure
 in under 20 minutes on 2 CPU cores with the embedded model) and ``full`` (the paper-size analysis: every analysis and
 test group; hours on a CPU, minutes on a GPU).
 
@@ -52,9 +53,9 @@ class Preset:
 
 
 PRESETS = {
-    "fast": Preset("fast", analysis_per_theme=1, max_new_tokens=48, transfer_per_emotion=25, sweep=tuple(FAST_SETTINGS),
-                   sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False, sample_groups=12,
-                   dose_all_layers=False, judged_groups=4, judged_k=16),
+    "fast": Preset("fast", analysis_per_theme=1, max_new_tokens=32, transfer_per_emotion=10, sweep=tuple(FAST_SETTINGS),
+                   sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False, sample_groups=8,
+                   dose_all_layers=False, judged_groups=2, judged_k=16),
     "standard": Preset("standard", analysis_per_theme=2, max_new_tokens=48, transfer_per_emotion=25,
                        sweep=tuple(FAST_SETTINGS), sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False,
                        sample_groups=24, dose_all_layers=False, judged_groups=4, judged_k=16),

@@ -1,0 +1,163 @@
+"""Circuits on tiny models: sublayer influence (stacked path = plain loop), assembly (budget, floors, proportional
+allocation, top-ranked units), modulation (only the listed units; fast path = bridge), random controls, files."""
+
+import json
+
+import pytest
+import torch
+
+from emowork import circuits as K
+from emowork import components as C
+from emowork.analysis.directions import EmotionDirections, extract
+from emowork.data import load_sev
+from emowork.emotions import EMOTIONS
+from emowork.hooks.executors import intervene
+from emowork.prompts import build_prompts
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from .conftest import load_tiny
+
+    handle = load_tiny("tiny-llama")
+    subset = load_sev("analysis").select(per_theme=1)
+    directions = extract(handle, subset, groups="all", progress=False)
+    samples = C.collect_samples(handle, subset.groups[:4], progress=False)
+    neurons = C.neuron_contributions(handle, directions, samples)
+    heads = C.head_importance(handle, directions, samples)
+    neutral = build_prompts(handle, subset.groups[4:7], emotions=None).texts
+    return handle, directions, samples, neurons, heads, neutral
+
+
+def synthetic_directions(n_layers=8, d=16, same=range(3, 7)):
+    """Random unit directions, identical across the layers in ``same`` (adjacent cosine 1 there)."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(6, n_layers, d, generator=g)
+    for layer in same:
+        v[:, layer] = v[:, same[0]]
+    v = v / v.norm(dim=-1, keepdim=True)
+    dirs = {"attn": v.clone(), "mlp": v.clone()}
+    return EmotionDirections(list(EMOTIONS), dirs, {k: t.clone() for k, t in dirs.items()}, {k: torch.ones(6, n_layers) for k in dirs})
+
+
+def test_stable_segment_is_the_longest_run_of_aligned_layers():
+    layers, reason = K.stable_segment(synthetic_directions())
+    assert layers == [3, 4, 5, 6] and "longest run" in reason
+    none, why = K.stable_segment(synthetic_directions(same=range(2, 3)))
+    assert none == [6, 7] and "no adjacent-layer cosine" in why  # the last quarter of 8 layers
+
+
+def test_reference_directions_are_unit_and_sign_aligned():
+    d = synthetic_directions()
+    ref = K.reference_directions(d, [3, 4, 5, 6])
+    torch.testing.assert_close(ref.norm(dim=-1), torch.ones(6))
+    torch.testing.assert_close(ref, d.directions["mlp"][:, 3])  # identical layers: their own direction
+    d.directions["attn"][:, 4] *= -1  # a flipped layer is aligned before averaging
+    torch.testing.assert_close(K.reference_directions(d, [3, 4, 5, 6]), ref)
+
+
+def test_stacked_influence_equals_the_plain_loop(setup):
+    handle, directions, _, _, _, neutral = setup
+    emotions, alphas = ["anger", "fear"], (0.3, 0.7)
+    fast = K.sublayer_influence(handle, directions, neutral, alphas, emotions, rows_per_pass=7, progress=False)
+    loop = K.sublayer_influence_loop(handle, directions, neutral, alphas, emotions)
+    L = handle.facts.n_layers
+    assert fast.per_sample.shape == loop.shape == (len(neutral), 2, L, 2)
+    torch.testing.assert_close(fast.per_sample, loop, rtol=1e-3, atol=1e-3)
+    assert fast.values.abs().sum() > 0 and fast.sigma.shape == (L, 2) and (fast.sigma > 0).all()
+    summary = json.loads(json.dumps(fast.as_dict()))
+    assert set(summary["influence"]) == set(emotions) and len(summary["influence"]["anger"]["mlp"]) == L
+    interval = fast.interval("anger", L - 1, "mlp")
+    assert interval["low"] <= interval["mean"] <= interval["high"] and interval["n"] == len(neutral)
+    with pytest.raises(ValueError, match="non-zero"):
+        K.sublayer_influence(handle, directions, neutral, (0.0,), progress=False)
+
+
+def test_allocate_respects_budget_floor_cap_and_proportion():
+    assert K.allocate(20, [0, 1, 3, 0], floor=2, cap=100) == [2, 5, 11, 2]  # floors 8, then 12 split 1:3
+    assert sum(K.allocate(20, [0, 1, 3, 0], 2, 6)) == 20 and max(K.allocate(20, [0, 1, 3, 0], 2, 6)) == 6
+    assert K.allocate(6, [5, 0, 0, 0], floor=4, cap=10) == [3, 1, 1, 1]  # floors lowered to total // n
+    assert K.allocate(100, [1, 1], floor=0, cap=3) == [3, 3]  # cannot exceed what the blocks have
+    assert K.allocate(9, [0, 0, 0], 1, 10) == [3, 3, 3]  # no positive influence: even
+
+
+def make_circuit(setup, budget=3, **kw):
+    handle, directions, samples, neurons, heads, _ = setup
+    L = handle.facts.n_layers
+    influence = torch.zeros(6, L, 2)
+    influence[:, 1, 1] = 1.0  # the mlp of block 1 and the attention of block 2 carry everything
+    influence[:, 2, 0] = 1.0
+    dmu_n = C.difference_vectors(samples.acts["mlp_post"])
+    dmu_h = C.difference_vectors(samples.z_heads(handle.facts.n_heads))
+    return K.assemble(influence, neurons, heads, dmu_n, dmu_h, budget_per_sublayer=budget, **kw), dmu_n, dmu_h
+
+
+def test_assemble_budget_minimums_allocation_and_ranking(setup):
+    handle, _, _, neurons, heads, _ = setup
+    f = handle.facts
+    circuit, dmu_n, _ = make_circuit(setup, budget=3, min_neurons=2, min_heads=1)
+    total = 3 * 2 * f.n_layers
+    for e in circuit.emotions:
+        counts = circuit.counts(e)
+        assert sum(counts["neuron"]) == round(0.7 * total) and sum(counts["head"]) == total - round(0.7 * total)
+        assert min(counts["neuron"]) >= 2 and min(counts["head"]) >= 1
+        assert counts["neuron"][1] == max(counts["neuron"]) > counts["neuron"][0]  # more where the mlp influence is
+        assert counts["head"][2] == max(counts["head"])
+        ei = neurons.emotions.index(e)
+        in_block_1 = circuit.units[e]["neuron"][circuit.units[e]["neuron"][:, 0] == 1][:, 1]
+        assert set(in_block_1.tolist()) == set(neurons.mean[ei, 1].topk(len(in_block_1)).indices.tolist())
+        chosen = circuit.units[e]["neuron"][0]
+        assert circuit.deltas[e]["neuron"][0] == dmu_n[ei, chosen[0], chosen[1]]
+    overlap = circuit.overlap()
+    assert overlap["jaccard"][0][0] == 1 and all(0 <= x <= 1 for row in overlap["jaccard"] for x in row)
+    assert circuit.only("neuron").size() == sum(circuit.counts("anger")["neuron"])
+    with pytest.raises(K.CircuitError, match="influence has shape"):
+        K.assemble(torch.zeros(6, 2, 2), neurons, heads, dmu_n, dmu_n)
+
+
+def test_modulation_touches_only_the_circuit_and_the_fast_path_equals_the_bridge(setup):
+    handle, _, _, _, _, neutral = setup
+    circuit, _, _ = make_circuit(setup)
+    edits = circuit.modulate(handle, "fear", 2.0)
+    for edit in edits:
+        listed = {i for layer, i in circuit.components("fear", "neuron" if edit.site == "mlp_post" else "head") if layer == edit.layer}
+        assert set(edit.units) == listed
+        unit = 1 if edit.site == "mlp_post" else handle.facts.d_head
+        touched = {i // unit for i in edit.value.nonzero().flatten().tolist()}
+        assert touched <= listed
+    enc = handle.encode(neutral)
+    logits = {}
+    for backend in ("bridge", "unwrapped"):
+        with torch.inference_mode(), intervene(handle, edits, enc["input_ids"].shape[1], backend=backend) as run:
+            logits[backend] = run.model(**enc).logits.float()
+    torch.testing.assert_close(logits["unwrapped"], logits["bridge"], rtol=1e-4, atol=1e-4)
+    with torch.inference_mode(), intervene(handle, [], enc["input_ids"].shape[1], backend="bridge") as run:
+        plain = run.model(**enc).logits.float()
+    real = enc["attention_mask"][:, :-1].bool()  # earlier (non-padding) positions untouched: last prompt token only
+    assert torch.equal(plain[:, :-1][real], logits["bridge"][:, :-1][real])
+    assert not torch.allclose(plain[:, -1], logits["bridge"][:, -1])
+    with pytest.raises(K.CircuitError, match="no 'joy' part"):
+        circuit.modulate(handle, "joy", 1.0)
+
+
+def test_random_circuits_match_per_block_counts(setup):
+    circuit, dmu_n, dmu_h = make_circuit(setup)
+    one, again, other = (K.random_circuit(circuit, dmu_n, dmu_h, seed) for seed in (1, 1, 2))
+    for e in circuit.emotions:
+        assert one.counts(e) == circuit.counts(e)
+        assert one.components(e, "neuron") == again.components(e, "neuron") != other.components(e, "neuron")
+    assert one.components("anger", "neuron") != circuit.components("anger", "neuron")
+
+
+def test_circuit_files_round_trip_and_refuse_damage(setup, tmp_path):
+    circuit, _, _ = make_circuit(setup)
+    circuit.save(tmp_path / "c")
+    back = K.Circuit.load(tmp_path / "c")
+    assert back.sha256 == circuit.sha256 and back.counts("sadness") == circuit.counts("sadness")
+    with pytest.raises(K.CircuitError, match="no circuit.json"):
+        K.Circuit.load(tmp_path / "missing")
+    meta = json.loads((tmp_path / "c" / "circuit.json").read_text())
+    meta["provenance"]["budget_per_sublayer"] = 99
+    (tmp_path / "c" / "circuit.json").write_text(json.dumps(meta))
+    with pytest.raises(K.CircuitError, match="do not match"):
+        K.Circuit.load(tmp_path / "c")
