@@ -161,3 +161,31 @@ def test_circuit_files_round_trip_and_refuse_damage(setup, tmp_path):
     (tmp_path / "c" / "circuit.json").write_text(json.dumps(meta))
     with pytest.raises(K.CircuitError, match="do not match"):
         K.Circuit.load(tmp_path / "c")
+
+
+def test_comparison_runs_every_condition_on_the_same_items(setup, fresh_cache):
+    from emowork.analysis.steering import SteeringSetting
+    from emowork.generation.generate import DecodingConfig
+
+    from .helpers import LengthJudge
+
+    handle, directions, _, _, _, _ = setup
+    circuit, dmu_n, dmu_h = make_circuit(setup)
+    groups = load_sev("test").select(per_theme=1).groups[:2]
+    budgets = {1: make_circuit(setup, budget=1)[0]}
+    result = K.compare_methods(handle, circuit, groups, LengthJudge(), DecodingConfig(max_new_tokens=4), directions,
+                               SteeringSetting(0.25, 0.75, 4.0), scales=(1.0, 8.0), budgets=budgets, random_seeds=2,
+                               dmu=(dmu_n, dmu_h), progress=False)
+    names = set(result["conditions"])
+    assert {"unsteered", "prompting", "steering", "circuit x1", "circuit x8", "circuit", "neurons only", "heads only",
+            "budget 1", "random circuit (seed 0)", "random circuit (seed 1)", "prompting, circuit ablated"} <= names
+    n = 2 * 6
+    for name, summary in result["conditions"].items():
+        assert summary["n"] == n and summary["low"] <= summary["accuracy"] <= summary["high"], name
+    assert result["scale"] in (1.0, 8.0) and len(result["random"]) == 2
+    drop = result["ablation_drop"]
+    assert drop["low"] <= drop["drop"] <= drop["high"] and drop["n"] == n
+    texts = {c: [r["reply"] for r in result["rows"] if r["condition"] == c] for c in names}
+    assert texts["circuit x8"] != texts["unsteered"]  # modulation changes replies
+    with pytest.raises(ValueError, match="difference vectors"):
+        K.compare_methods(handle, circuit, groups, LengthJudge(), DecodingConfig(max_new_tokens=4), progress=False)

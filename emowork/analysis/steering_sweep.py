@@ -34,7 +34,9 @@ BEST_RULE = (f"highest accuracy among settings with at most {MAX_DEGENERATE:.0%}
              f"perplexity at most {MAX_PERPLEXITY_RATIO:g}x the unsteered replies'; if none qualifies, the highest accuracy")
 
 
-def _summary(rows: list[dict[str, Any]], emotions: Sequence[str]) -> dict[str, Any]:
+def summarise_replies(rows: list[dict[str, Any]], emotions: Sequence[str]) -> dict[str, Any]:
+    """Accuracy with its interval over groups, per emotion, median perplexity and degenerate share of judged ``rows``
+    (each with ``emotion``, ``group_id``, ``accepted``, ``perplexity``, ``degenerate``)."""
     by_e = {}
     for e in emotions:
         sel = [r for r in rows if r["emotion"] == e]
@@ -80,7 +82,7 @@ def run_sweep(handle: "ModelHandle", directions: "EmotionDirections", groups: Se
             base_rows.append({"setting": "unsteered", "group_id": group.group_id, "valence": group.valence, "emotion": e,
                               "reply": gen.text, "accepted": bool(accepted[i]), "predicted": predicted[i],
                               "perplexity": plain_ppl[i], "degenerate": is_degenerate(gen.text)})
-    baseline = _summary(base_rows, emotion_list)
+    baseline = summarise_replies(base_rows, emotion_list)
     summaries = []
     items = [(g, p, e) for e in emotion_list for g, p in zip(groups, prompts)]  # every group x emotion, one batch
     item_prompts, item_emotions = [p for _, p, _ in items], [e for _, _, e in items]
@@ -95,6 +97,6 @@ def run_sweep(handle: "ModelHandle", directions: "EmotionDirections", groups: Se
                                  "valence": group.valence, "emotion": e, "reply": text, "accepted": bool(accepted[i]),
                                  "predicted": predicted[i], "perplexity": ppl[i], "degenerate": is_degenerate(text)})
         summaries.append({"setting": setting.as_dict(), "label": setting.label(handle.facts.n_layers),
-                          "layers": setting.layers(handle.facts.n_layers), **_summary(setting_rows, emotion_list)})
+                          "layers": setting.layers(handle.facts.n_layers), **summarise_replies(setting_rows, emotion_list)})
         rows += setting_rows
     return SweepResult(baseline, summaries, base_rows + rows, emotion_list)
