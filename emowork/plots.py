@@ -322,3 +322,88 @@ def judge_validation_figure(report: Any) -> go.Figure:
     fig.update_layout(title=f"{report.judge.get('name')} against the reference on {report.n} replies "
                             f"(kappa {report.overall['kappa'].value:.2f})", barmode="group", height=430)
     return styled(fig)
+
+
+# ---------------------------------------------------------------------------------------------------- circuits
+def influence_heatmap(influence: dict[str, dict[str, Sequence[float]]], stable_layers: Sequence[int], title: str) -> go.Figure:
+    """Sublayer influence ``influence[emotion][site][layer]`` as one heatmap per emotion (rows attn / mlp, columns
+    layers, diverging colours), the stable segment marked by a bracket above the columns."""
+    from plotly.subplots import make_subplots
+
+    emotions = list(influence)
+    fig = make_subplots(rows=len(emotions), cols=1, shared_xaxes=True, subplot_titles=emotions, vertical_spacing=0.04)
+    peak = max((abs(float(v)) for e in emotions for s in influence[e].values() for v in s), default=1.0) or 1.0
+    for row, emotion in enumerate(emotions, 1):
+        sites = list(influence[emotion])
+        z = [[float(v) for v in influence[emotion][s]] for s in sites]
+        fig.add_trace(go.Heatmap(z=z, x=list(range(len(z[0]))), y=sites, zmin=-peak, zmax=peak, colorscale=DIVERGING_SCALE,
+                                 showscale=row == 1, colorbar={"title": "I"},
+                                 hovertemplate="layer %{x} %{y}: I = %{z:.3f}<extra>" + emotion + "</extra>"), row=row, col=1)
+        if stable_layers:
+            fig.add_vrect(x0=min(stable_layers) - 0.5, x1=max(stable_layers) + 0.5, line_width=2, line_color="black",
+                          fillcolor="rgba(0,0,0,0)", row=row, col=1)
+    fig.update_xaxes(title_text="layer (black box: the stable segment)", row=len(emotions), col=1)
+    fig.update_layout(title=title, height=110 * len(emotions) + 160)
+    return styled(fig)
+
+
+def circuit_composition(counts: dict[str, dict[str, Sequence[int]]], title: str) -> go.Figure:
+    """Components per layer of each emotion's circuit: ``counts[emotion]["neuron" | "head"][layer]``; stacked
+    bars (neurons solid, heads hatched) per emotion, side by side."""
+    fig = go.Figure()
+    for k, (emotion, parts) in enumerate(counts.items()):
+        layers = list(range(len(parts["neuron"])))
+        for kind, pattern in (("neuron", ""), ("head", "/")):
+            fig.add_bar(x=layers, y=list(parts[kind]), name=f"{emotion} {kind}s", offsetgroup=emotion, legendgroup=emotion,
+                        marker={"color": color_for(emotion, k), "pattern": {"shape": pattern}},
+                        base=list(parts["neuron"]) if kind == "head" else None)
+    fig.update_layout(title=title, barmode="group", xaxis_title="layer", yaxis_title="components", height=440)
+    return styled(fig)
+
+
+def method_comparison(conditions: dict[str, dict[str, float]], title: str,
+                      references: dict[str, float] | None = None, reference_label: str = "") -> go.Figure:
+    """One bar per condition with its 95% interval (``{name: {accuracy, low, high}}``; controls grey), and optional
+    reference marks ``{condition: value}`` drawn as black diamonds labelled ``reference_label`` (e.g. another
+    model's published numbers)."""
+    names = list(conditions)
+    fig = go.Figure(go.Bar(
+        x=names, y=[conditions[n]["accuracy"] for n in names], marker_color=[color_for(n, i) for i, n in enumerate(names)],
+        error_y={"type": "data", "symmetric": False, "array": [conditions[n]["high"] - conditions[n]["accuracy"] for n in names],
+                 "arrayminus": [conditions[n]["accuracy"] - conditions[n]["low"] for n in names]}, name="measured",
+        hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    if references:
+        marked = [n for n in names if n in references]
+        fig.add_scatter(x=marked, y=[references[n] for n in marked], mode="markers", name=reference_label or "reference",
+                        marker={"symbol": "diamond", "size": 11, "color": "black"})
+    fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "accuracy (95% interval)", "tickformat": ".0%"},
+                      height=460)
+    return styled(fig)
+
+
+def budget_curve(points: dict[int, dict[str, float]], title: str, random: dict[str, float] | None = None,
+                 unsteered: dict[str, float] | None = None) -> go.Figure:
+    """Accuracy against the circuit's budget per sublayer (log axis) with 95% intervals; the random-circuit and
+    unsteered accuracies as dashed grey lines."""
+    budgets = sorted(points)
+    fig = go.Figure(go.Scatter(
+        x=budgets, y=[points[b]["accuracy"] for b in budgets], mode="lines+markers", name="circuit",
+        line={"color": METHOD_COLORS["circuit"]},
+        error_y={"type": "data", "symmetric": False, "array": [points[b]["high"] - points[b]["accuracy"] for b in budgets],
+                 "arrayminus": [points[b]["accuracy"] - points[b]["low"] for b in budgets]}))
+    for name, ref in (("random circuit", random), ("unsteered", unsteered)):
+        if ref is not None:
+            fig.add_hline(y=ref["accuracy"], line_dash="dash", line_color=GREY, annotation_text=name)
+    fig.update_xaxes(type="log", title_text="components per sublayer (budget)", tickvals=budgets)
+    fig.update_layout(title=title, yaxis={"range": [0, 1.05], "title": "accuracy (95% interval)"}, height=420)
+    return styled(fig)
+
+
+def overlap_matrix(emotions: Sequence[str], jaccard: Any, shared: Any, title: str) -> go.Figure:
+    """Jaccard index between emotions' circuits (colour) with the number of shared components as text."""
+    z = [[float(v) for v in row] for row in jaccard]
+    fig = go.Figure(go.Heatmap(z=z, x=list(emotions), y=list(emotions), zmin=0, zmax=1, colorscale=SEQUENTIAL_SCALE,
+                               text=[[str(int(v)) for v in row] for row in shared], texttemplate="%{text}",
+                               colorbar={"title": "Jaccard"}, hovertemplate="%{y} / %{x}: Jaccard %{z:.2f}, %{text} shared<extra></extra>"))
+    fig.update_layout(title=title, height=440, yaxis={"autorange": "reversed"})
+    return styled(fig)

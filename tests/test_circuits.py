@@ -189,3 +189,25 @@ def test_comparison_runs_every_condition_on_the_same_items(setup, fresh_cache):
     assert texts["circuit x8"] != texts["unsteered"]  # modulation changes replies
     with pytest.raises(ValueError, match="difference vectors"):
         K.compare_methods(handle, circuit, groups, LengthJudge(), DecodingConfig(max_new_tokens=4), progress=False)
+
+
+def test_circuit_figures_draw_what_they_are_given(setup):
+    from emowork import plots
+
+    circuit, _, _ = make_circuit(setup)
+    L = circuit.n_layers
+    influence = {e: {"attn": [0.1 * i for i in range(L)], "mlp": [-0.1 * i for i in range(L)]} for e in circuit.emotions[:2]}
+    heat = plots.influence_heatmap(influence, [1, 2], "influence")
+    assert len(heat.data) == 2 and heat.data[0].z[1][1] == pytest.approx(-0.1) and len(heat.layout.shapes) == 2
+    comp = plots.circuit_composition({e: circuit.counts(e) for e in circuit.emotions[:3]}, "composition")
+    assert len(comp.data) == 6 and sum(comp.data[0].y) == sum(circuit.counts(circuit.emotions[0])["neuron"])
+    cell = {"accuracy": 0.5, "low": 0.4, "high": 0.6}
+    bars = plots.method_comparison({"prompting": cell, "circuit": cell, "random circuit (seed 0)": cell}, "comparison",
+                                   {"prompting": 0.9896, "circuit": 0.9965}, "Llama-3.2-3B (the paper)")
+    assert list(bars.data[1].x) == ["prompting", "circuit"] and bars.data[1].name == "Llama-3.2-3B (the paper)"
+    assert bars.data[0].marker.color[2] == "#8C8C8C"  # controls are grey
+    curve = plots.budget_curve({1: cell, 10: cell}, "budget", random=cell, unsteered=cell)
+    assert list(curve.data[0].x) == [1, 10] and len(curve.layout.shapes) == 2
+    overlap = circuit.overlap()
+    matrix = plots.overlap_matrix(overlap["emotions"], overlap["jaccard"], overlap["shared"], "overlap")
+    assert matrix.data[0].z[0][0] == 1
