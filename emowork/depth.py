@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from .errors import SiteError, check_finite
 
+STABLE_COSINE = 0.9  # mean adjacent-layer cosine from which a direction counts as carried unchanged to the next layer
+
 
 def check_window(start: float, stop: float) -> None:
     """A layer window in fractions of depth must satisfy ``0 <= start < stop <= 1`` (finite numbers)."""

@@ -11,10 +11,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .depth import STABLE_COSINE
 from .verdicts import (compare, count_above, interval, layers_text, overlap, pct, relation, share_summary, vs_reference,
                        within)
 
-STABLE_COSINE = 0.9  # adjacent-layer cosine above which a direction counts as carried unchanged
 PROBE_READABLE = 0.9  # probe accuracy from which the emotion counts as linearly readable
 
 
@@ -162,6 +162,42 @@ def judged_edits(conditions: Mapping[str, Mapping[str, Any]]) -> str:
             "top", "random") + " (unedited: " + pct(c["none (elicited)"]["accuracy"], 0) + "); enhancing them on the "
             "neutral prompt: " + compare(c["enhance-top"], c["enhance-random"], "top", "random") + " (unedited: "
             + pct(c["none (neutral)"]["accuracy"], 0) + ").")
+
+
+def circuits(result: Mapping[str, Any]) -> list[str]:
+    """Circuit modulation against its controls and the other methods, the smallest working budget and the necessity
+    test. ``result``: ``conditions`` (summaries by name: ``circuit``, ``unsteered``, ``prompting``, optionally
+    ``steering``, ``random (pooled)``, ``neurons only``, ``heads only``), ``budgets`` ``{budget: summary}``,
+    ``ablation_drop`` and ``random_ablation_drop`` (``{mean, low, high}``: accuracy lost, in shares), ``scale``, ``passes_fluency``, ``size``."""
+    c = result["conditions"]
+    circuit = c["circuit"]
+    head = (f"Circuit modulation ({result['size']} components per emotion, scale {result['scale']:g}"
+            + ("" if result.get("passes_fluency", True) else "; no scale met the fluency bar") + "): ")
+    parts = [compare(circuit, c["unsteered"], "the circuit", "unsteered replies")]
+    if "random (pooled)" in c:
+        parts.append(compare(circuit, c["random (pooled)"], "the circuit", "random circuits of the same shape"))
+    for other in ("prompting", "steering"):
+        if other in c:
+            parts.append(compare(circuit, c[other], "the circuit", other))
+    out = [head + "; ".join(parts) + "."]
+    halves = [compare(c[k], circuit, k, "the whole circuit") for k in ("neurons only", "heads only") if k in c]
+    if halves:
+        out.append("Parts: " + "; ".join(halves) + ".")
+    budgets = result.get("budgets") or {}
+    if budgets:
+        working = [b for b in sorted(budgets, key=float) if budgets[b]["low"] > c["unsteered"]["high"]]
+        out.append(f"Budgets {', '.join(str(b) for b in sorted(budgets, key=float))} per sublayer: " +
+                   (f"the smallest whose accuracy is above the unsteered replies' (non-overlapping 95% intervals) is {working[0]}."
+                    if working else "none is distinguishable from the unsteered replies (their 95% intervals overlap)."))
+    drop = result.get("ablation_drop")
+    if drop:
+        text = (f"Necessity: ablating the circuit while prompting lowers prompted accuracy by {interval(drop, digits=1)}, "
+                + vs_reference(drop, 0.0, "no drop"))
+        rand = result.get("random_ablation_drop")
+        if rand:
+            text += "; " + compare(drop, rand, "the circuit's drop", "a random circuit's drop")
+        out.append(text + ".")
+    return out
 
 
 def judge_card(measured: Mapping[str, Any], card: Mapping[str, Any] | None) -> str:

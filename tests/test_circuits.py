@@ -184,7 +184,7 @@ def test_comparison_runs_every_condition_on_the_same_items(setup, fresh_cache):
         assert summary["n"] == n and summary["low"] <= summary["accuracy"] <= summary["high"], name
     assert result["scale"] in (1.0, 8.0) and len(result["random"]) == 2
     drop = result["ablation_drop"]
-    assert drop["low"] <= drop["drop"] <= drop["high"] and drop["n"] == n
+    assert drop["low"] <= drop["mean"] <= drop["high"] and drop["n"] == n
     texts = {c: [r["reply"] for r in result["rows"] if r["condition"] == c] for c in names}
     assert texts["circuit x8"] != texts["unsteered"]  # modulation changes replies
     with pytest.raises(ValueError, match="difference vectors"):

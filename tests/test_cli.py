@@ -58,6 +58,7 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     # Every figure is also saved as plotly JSON (for `emowork figures`), and the report opens with the findings.
     assert (out / "figures" / "steering_tradeoff.json").exists() and (out / "figures" / "findings_summary.json").exists()
     assert report.index("id='findings'") < report.index("id='stage-check'")
+    assert "circuits" not in record["stages"]  # opt-in
     assert report.count("What to look at:") >= 18 and "href='#stage-elicitation'" in report
     findings = (out / "findings.md").read_text()
     assert "| prompting |" in findings and "## steering" in findings and f"{elicitation['accuracy']:.1%}" in findings
@@ -66,6 +67,31 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("reusing the finished") == len(record["stages"]) == 8
+    # The opt-in circuits stage: named (or "all"), it runs after the finished stages, which are reused.
+    assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out), "--stages", "all"]) == 0
+    assert capsys.readouterr().out.count("reusing the finished") == 8
+    record = read(out / "run.json")
+    circuits = record["circuits"]
+    n_layers = record["model"]["facts"]["n_layers"]
+    assert record["complete"] and record["stages"][-1] == "circuits"
+    assert set(circuits["influence"]) == set(record["elicitation"]["accuracy_by_emotion"])
+    assert len(circuits["influence"]["anger"]["mlp"]) == n_layers and circuits["stable_layers"]
+    heads = min(10 * 2 * n_layers - 56, record["model"]["facts"]["n_heads"] * n_layers)  # 70% neurons; heads capped
+    assert circuits["size"] == 56 + heads and len(circuits["random_accuracy"]["per_seed"]) == 5
+    for key in ("modulation_accuracy", "prompting_accuracy", "steering_accuracy", "baseline_accuracy", "neurons_only_accuracy"):
+        low, high = circuits[key]["ci95"]
+        assert low <= circuits[key]["accuracy"] <= high, key
+    assert set(circuits["budget_curve"]) == {"1", "10"}
+    assert circuits["ablation_drop"]["low"] <= circuits["ablation_drop"]["mean"] <= circuits["ablation_drop"]["high"]
+    for figure in ("circuits_influence", "circuits_composition", "circuits_comparison", "circuits_budget", "circuits_overlap"):
+        assert (out / "figures" / f"{figure}.html").stat().st_size > 1000
+    assert (out / "artifacts" / "circuits" / "circuit.json").exists()
+    from emowork.circuits import Circuit
+
+    assert Circuit.load(out / "artifacts" / "circuits").size() == circuits["size"]
+    capsys.readouterr()
+    assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out), "--stages", "circuitz"]) == 2
+    assert "stages are: check" in capsys.readouterr().err
 
 
 def test_failed_check_stops_the_run_with_a_clear_message(tmp_path, monkeypatch, capsys):

@@ -135,3 +135,23 @@ def test_held_out_layer_choice_measures_on_the_other_half():
     correct[::2, 2] = False          # layer 2 is right on the measuring half only
     choice = held_out_layer_choice(correct)
     assert choice["layer"] == 0 and choice["accuracy"] == 0.0 and choice["n"] == 5, "measured where it was not chosen"
+
+
+def test_circuit_findings_follow_the_numbers():
+    def s(acc, low, high):
+        return {"accuracy": acc, "low": low, "high": high}
+
+    result = {"conditions": {"circuit": s(0.6, 0.5, 0.7), "unsteered": s(0.17, 0.1, 0.25), "prompting": s(0.3, 0.2, 0.4),
+                             "random (pooled)": s(0.2, 0.15, 0.25), "neurons only": s(0.55, 0.45, 0.65)},
+              "budgets": {1: s(0.2, 0.1, 0.3), 5: s(0.5, 0.4, 0.6), 10: s(0.6, 0.5, 0.7)},
+              "ablation_drop": {"mean": 0.2, "low": 0.1, "high": 0.3}, "random_ablation_drop": {"mean": 0.0, "low": -0.05, "high": 0.05},
+              "scale": 2.0, "passes_fluency": True, "size": 600}
+    text = " ".join(findings.circuits(result))
+    assert "the circuit at 60.0%" in text and "is higher than unsteered replies" in text and "is higher than random circuits" in text
+    assert "the smallest whose accuracy is above the unsteered replies' (non-overlapping 95% intervals) is 5" in text
+    assert "above no drop" in text and "neurons only at 55.0%" in text and "not distinguishable" in text
+    weak = {**result, "conditions": {**result["conditions"], "circuit": s(0.2, 0.12, 0.28)},
+            "budgets": {1: s(0.2, 0.1, 0.3)}, "ablation_drop": {"mean": 0.01, "low": -0.05, "high": 0.07}, "passes_fluency": False}
+    text = " ".join(findings.circuits(weak))
+    assert "no scale met the fluency bar" in text and "none is distinguishable from the unsteered replies" in text
+    assert "not distinguishable from no drop" in text and "is higher than unsteered" not in text

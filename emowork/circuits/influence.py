@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..components.editing import LastTokenRunner
+from ..depth import STABLE_COSINE
 from ..hooks.attach import StopForward, attach_hooks
 from ..hooks.capture import capture
 from ..hooks.executors import intervene
@@ -41,7 +42,6 @@ SUBLAYERS = ("attn", "mlp")
 WRITE_SITES = {"attn": "attn_out", "mlp": "mlp_out"}  # where each sublayer's output is pushed
 RESIDUAL_SITES = {"attn": "resid_mid", "mlp": "resid_post"}  # the residual right after each sublayer writes
 ALPHAS = (0.1, 0.3, 0.5, 0.7)
-STABLE_COSINE = 0.9  # adjacent-layer cosine from which a direction counts as carried unchanged (as findings.stability)
 
 
 def stable_segment(directions: "EmotionDirections", threshold: float = STABLE_COSINE, site: str = "mlp") -> tuple[list[int], str]:

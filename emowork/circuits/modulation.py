@@ -107,13 +107,13 @@ class Comparison:
         return self.results[name]
 
     def drop(self, before: str, after: str) -> dict[str, float]:
-        """``{drop, low, high, n}``: accuracy of condition ``before`` minus ``after`` on the same items, with a 95%
+        """``{mean, low, high, n}``: accuracy of condition ``before`` minus ``after`` on the same items, with a 95%
         bootstrap interval over groups (paired: each item's difference is resampled with its group)."""
         a = {(r["group_id"], r["emotion"]): r["accepted"] for r in self.rows if r["condition"] == before}
         b = {(r["group_id"], r["emotion"]): r["accepted"] for r in self.rows if r["condition"] == after}
         keys = [k for k in a if k in b]
         mean, low, high = bootstrap_ci([float(a[k]) - float(b[k]) for k in keys], [k[0] for k in keys])
-        return {"drop": mean, "low": low, "high": high, "n": len(keys)}
+        return {"mean": mean, "low": low, "high": high, "n": len(keys)}
 
     def unsteered(self) -> dict[str, Any]:
         replies = generate_cached(self.handle, self.neutral, self.config, tag="neutral", progress=self.progress, desc="unsteered")

@@ -56,6 +56,7 @@ class Stage:
     title: str = ""
     description: str = ""
     captions: dict[str, str] = {}  # figure stem -> what to look at in it
+    in_default: bool = True  # run without --stages; an opt-in stage runs only when named
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         """The settings that determine this stage's result (a finished stage is reused when they match)."""

@@ -49,13 +49,16 @@ def _stage_key(stage: Stage, ctx: RunContext) -> str:
 
 
 def select_stages(names: tuple[str, ...] | None) -> list[Stage]:
-    """The stages to run, in pipeline order; raises ValueError naming the valid stages for an unknown one."""
+    """The stages to run, in pipeline order: the default ones when ``names`` is empty (opt-in stages only when
+    named; ``all`` names every stage); raises ValueError naming the valid stages for an unknown one."""
     if not names:
+        return [s for s in STAGES if s.in_default]
+    if "all" in names:
         return list(STAGES)
     known = {s.name: s for s in STAGES}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"Unknown stage(s) {unknown}; stages are: {', '.join(known)}.")
+        raise ValueError(f"Unknown stage(s) {unknown}; stages are: {', '.join(known)} (or 'all').")
     return [s for s in STAGES if s.name in names]
 
 
