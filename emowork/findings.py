@@ -191,8 +191,8 @@ def circuits(result: Mapping[str, Any]) -> list[str]:
                     if working else "none is distinguishable from the unsteered replies (their 95% intervals overlap)."))
     drop = result.get("ablation_drop")
     if drop:
-        text = (f"Necessity: ablating the circuit while prompting lowers prompted accuracy by {interval(drop, digits=1)}, "
-                + vs_reference(drop, 0.0, "no drop"))
+        text = ("Necessity: prompted accuracy minus prompted accuracy with the circuit ablated at the last prompt token is "
+                f"{interval(drop, digits=1)}, " + vs_reference(drop, 0.0, "no drop"))
         rand = result.get("random_ablation_drop")
         if rand:
             text += "; " + compare(drop, rand, "the circuit's drop", "a random circuit's drop")

@@ -69,6 +69,9 @@ def test_stacked_influence_equals_the_plain_loop(setup):
     assert set(summary["influence"]) == set(emotions) and len(summary["influence"]["anger"]["mlp"]) == L
     interval = fast.interval("anger", L - 1, "mlp")
     assert interval["low"] <= interval["mean"] <= interval["high"] and interval["n"] == len(neutral)
+    last = L - 1  # a push at the last block's MLP output lands on the read-out directly: I = <v_mlp, v_ref>
+    expected = (directions.directions["mlp"][[0, 3], last] * fast.v_ref).sum(-1)
+    torch.testing.assert_close(fast.values[:, last, 1], expected, rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="non-zero"):
         K.sublayer_influence(handle, directions, neutral, (0.0,), progress=False)
 
@@ -108,6 +111,8 @@ def test_assemble_budget_minimums_allocation_and_ranking(setup):
         assert set(in_block_1.tolist()) == set(neurons.mean[ei, 1].topk(len(in_block_1)).indices.tolist())
         chosen = circuit.units[e]["neuron"][0]
         assert circuit.deltas[e]["neuron"][0] == dmu_n[ei, chosen[0], chosen[1]]
+    big = make_circuit(setup, budget=10)[0]  # 24 heads asked, 16 exist: the other 8 go to neurons
+    assert sum(big.counts("anger")["head"]) == f.n_heads * f.n_layers and big.size() == 10 * 2 * f.n_layers
     overlap = circuit.overlap()
     assert overlap["jaccard"][0][0] == 1 and all(0 <= x <= 1 for row in overlap["jaccard"] for x in row)
     assert circuit.only("neuron").size() == sum(circuit.counts("anger")["neuron"])
@@ -166,27 +171,34 @@ def test_circuit_files_round_trip_and_refuse_damage(setup, tmp_path):
 def test_comparison_runs_every_condition_on_the_same_items(setup, fresh_cache):
     from emowork.analysis.steering import SteeringSetting
     from emowork.generation.generate import DecodingConfig
+    from emowork.hooks.executors import choose_backend
 
     from .helpers import LengthJudge
 
-    handle, directions, _, _, _, _ = setup
+    handle, directions, samples, _, _, _ = setup
     circuit, dmu_n, dmu_h = make_circuit(setup)
     groups = load_sev("test").select(per_theme=1).groups[:2]
-    budgets = {1: make_circuit(setup, budget=1)[0]}
+    selection = load_sev("analysis").select(per_theme=1).groups[8:9]
+    budgets = {1: make_circuit(setup, budget=1)[0], 3: circuit}
     result = K.compare_methods(handle, circuit, groups, LengthJudge(), DecodingConfig(max_new_tokens=4), directions,
-                               SteeringSetting(0.25, 0.75, 4.0), scales=(1.0, 8.0), budgets=budgets, random_seeds=2,
-                               dmu=(dmu_n, dmu_h), progress=False)
+                               SteeringSetting(0.25, 0.75, 4.0), scales=(4.0, 8.0), budgets=budgets, random_seeds=2,
+                               dmu=(dmu_n, dmu_h), dmu_emotions=samples.emotions, selection_groups=selection, progress=False)
     names = set(result["conditions"])
-    assert {"unsteered", "prompting", "steering", "circuit x1", "circuit x8", "circuit", "neurons only", "heads only",
-            "budget 1", "random circuit (seed 0)", "random circuit (seed 1)", "prompting, circuit ablated"} <= names
+    assert names == {"unsteered", "prompting", "steering", "circuit", "neurons only", "heads only", "budget 1",
+                     "random circuit (seed 0)", "random circuit (seed 1)", "prompting, circuit ablated",
+                     "prompting, random circuit ablated"}
     n = 2 * 6
     for name, summary in result["conditions"].items():
         assert summary["n"] == n and summary["low"] <= summary["accuracy"] <= summary["high"], name
-    assert result["scale"] in (1.0, 8.0) and len(result["random"]) == 2
+    assert set(result["sweep"]) == {"4.0", "8.0"} and all(v["n"] == 6 for v in result["sweep"].values())  # chosen elsewhere
+    assert result["budgets"][3] is result["conditions"]["circuit"] and len(result["random"]) == 2
     drop = result["ablation_drop"]
     assert drop["low"] <= drop["mean"] <= drop["high"] and drop["n"] == n
-    texts = {c: [r["reply"] for r in result["rows"] if r["condition"] == c] for c in names}
-    assert texts["circuit x8"] != texts["unsteered"]  # modulation changes replies
+    rows = result["rows"]
+    assert {r["group_id"] for r in rows if r["condition"] == "circuit x8.0"} == {g.group_id for g in selection}
+    texts = {c: [r["reply"] for r in rows if r["condition"] == c] for c in names}
+    assert texts["circuit"] != texts["unsteered"]  # modulation changes replies
+    assert result["backend"] == "unwrapped" == choose_backend(handle, K.circuit_edits(handle, circuit, ["fear"], 1.0))
     with pytest.raises(ValueError, match="difference vectors"):
         K.compare_methods(handle, circuit, groups, LengthJudge(), DecodingConfig(max_new_tokens=4), progress=False)
 
@@ -211,3 +223,28 @@ def test_circuit_figures_draw_what_they_are_given(setup):
     overlap = circuit.overlap()
     matrix = plots.overlap_matrix(overlap["emotions"], overlap["jaccard"], overlap["shared"], "overlap")
     assert matrix.data[0].z[0][0] == 1
+
+
+def test_the_live_panel_modulates_a_circuit_and_loads_one_from_a_run(setup, tmp_path):
+    from emowork.panels.live_steering import LiveSteering, SteeringRequest
+    from widgets.steering import SteeringPanel
+
+    from .helpers import LengthJudge
+
+    handle, directions, _, _, _, _ = setup
+    circuit, _, _ = make_circuit(setup)
+    engine = LiveSteering(handle, directions, LengthJudge(), circuit=circuit)
+    assert "circuit" in engine.methods
+    request = SteeringRequest("My neighbour repainted the fence.", "fear", strength=8.0, method="circuit", max_new_tokens=6)
+    steered, plain = engine.steered(request), engine.baseline(request)
+    assert steered.tokens != plain.tokens  # modulation changes the reply
+    for mode in ("last_prompt", "from_last_prompt"):
+        edits = circuit.modulate(handle, "fear", 8.0, mode)
+        assert {e.when for e in edits} == {mode}
+    six = engine.compare(SteeringRequest("My neighbour repainted the fence.", strength=8.0, method="circuit", max_new_tokens=6))
+    assert set(six) == set(circuit.emotions)
+    run = tmp_path / "run" / "artifacts"
+    directions.save(run / "directions")
+    assert "circuit" not in SteeringPanel.from_run(tmp_path / "run", handle, LengthJudge()).engine.methods
+    circuit.save(run / "circuits")
+    assert "circuit" in SteeringPanel.from_run(tmp_path / "run", handle, LengthJudge()).engine.methods

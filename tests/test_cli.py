@@ -76,8 +76,7 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert record["complete"] and record["stages"][-1] == "circuits"
     assert set(circuits["influence"]) == set(record["elicitation"]["accuracy_by_emotion"])
     assert len(circuits["influence"]["anger"]["mlp"]) == n_layers and circuits["stable_layers"]
-    heads = min(10 * 2 * n_layers - 56, record["model"]["facts"]["n_heads"] * n_layers)  # 70% neurons; heads capped
-    assert circuits["size"] == 56 + heads and len(circuits["random_accuracy"]["per_seed"]) == 5
+    assert circuits["size"] == 10 * 2 * n_layers and len(circuits["random_accuracy"]["per_seed"]) == 5
     for key in ("modulation_accuracy", "prompting_accuracy", "steering_accuracy", "baseline_accuracy", "neurons_only_accuracy"):
         low, high = circuits[key]["ci95"]
         assert low <= circuits[key]["accuracy"] <= high, key

@@ -111,7 +111,7 @@ def test_circuit_method_appears_only_with_a_circuit(setup):
     used = []
 
     class FakeCircuit:
-        def modulate(self, handle, emotion, scale):
+        def modulate(self, handle, emotion, scale, when="last_prompt"):
             used.append((emotion, scale))
             return steering_interventions(handle, directions, emotion, [1, 2], 10.0)
 

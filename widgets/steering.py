@@ -58,6 +58,23 @@ class SteeringPanel:
         self._ui: Any = None
         self.last: dict[str, LiveReply] = {}
 
+    @classmethod
+    def from_run(cls, run_dir: Any, handle: ModelHandle, judge: Any = "default", dataset: Any = None) -> "SteeringPanel":
+        """A panel for a finished run folder (``runs/NAME``): its directions, and its circuit when the run has the
+        circuits stage (then "circuit modulation" is one of the methods). ``handle`` must be the run's model."""
+        from pathlib import Path
+
+        from emowork.analysis.directions import EmotionDirections
+        from emowork.circuits import Circuit
+
+        artifacts = Path(run_dir) / "artifacts"
+        directions = EmotionDirections.load(artifacts / "directions")
+        if directions.provenance.get("fingerprint") not in (None, handle.fingerprint):
+            raise ValueError(f"{run_dir} was made with another model (fingerprint {directions.provenance['fingerprint']}); "
+                             f"load that model, or run `emowork run --model {handle.name}` first.")
+        circuit = Circuit.load(artifacts / "circuits") if (artifacts / "circuits" / "circuit.json").exists() else None
+        return cls(handle, directions, judge, dataset, circuit)
+
     # ------------------------------------------------------------------ plain API
     def generate(self, prompt: str, emotion: str | None, strength: float = 4.0, layers: Sequence[int] | None = None,
                  method: str = "direction", mode: str = "last_prompt", max_new_tokens: int = 48, seed: int = 0) -> dict[str, LiveReply]:

@@ -2,8 +2,8 @@
 section 7), and the interventions that modulate them.
 
 :func:`assemble` splits a budget of ``budget_per_sublayer * 2 * n_layers`` components into neurons
-(``neuron_share``) and heads; every block first gets a floor (``min_neurons``, ``min_heads``, lowered evenly when the
-budget cannot pay for them), the rest goes to blocks in proportion to ``max(I, 0)`` of their mlp (neurons) or attn
+(``neuron_share``) and heads (when the model has fewer heads than that, the rest goes to neurons); every block first
+gets a floor (``min_neurons``, ``min_heads``, lowered evenly when the budget cannot pay for them), the rest goes to blocks in proportion to ``max(I, 0)`` of their mlp (neurons) or attn
 (heads) sublayer (:func:`allocate`: largest remainders, never more units than a block has). Inside a block the
 neurons with the largest mean contribution and the heads with the largest importance (section 4) fill its share.
 
@@ -149,6 +149,7 @@ class Circuit:
         h = hashlib.sha256(json.dumps(self.provenance, sort_keys=True, default=str).encode())
         for e in self.emotions:
             for k in KINDS:
+                h.update(f"|{e}|{k}|{tuple(self.units[e][k].shape)}|{tuple(self.deltas[e][k].shape)}|".encode())
                 h.update(self.units[e][k].numpy().tobytes())
                 h.update(self.deltas[e][k].float().numpy().tobytes())
         return h.hexdigest()
@@ -210,8 +211,8 @@ def assemble(influence: Any, neurons: "NeuronContributions", heads: "HeadImporta
         raise CircuitError(f"budget_per_sublayer={budget_per_sublayer}, neuron_share={neuron_share}: give a budget of at "
                            "least 1 and a share between 0 and 1.")
     total = budget_per_sublayer * 2 * L
-    n_neurons = int(round(neuron_share * total))
-    n_head_units = total - n_neurons
+    n_head_units = min(total - int(round(neuron_share * total)), n_heads * L)  # a model with few heads: the rest
+    n_neurons = min(total - n_head_units, d_mlp * L)                           # of the budget goes to neurons
     units: dict[str, dict[str, torch.Tensor]] = {}
     scores: dict[str, dict[str, torch.Tensor]] = {}
     deltas: dict[str, dict[str, torch.Tensor]] = {}

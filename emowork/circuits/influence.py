@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import torch
 
+from ..analysis.geometry import adjacent_layer_cosine
 from ..components.editing import LastTokenRunner
 from ..depth import STABLE_COSINE
 from ..hooks.attach import StopForward, attach_hooks
@@ -51,11 +52,10 @@ def stable_segment(directions: "EmotionDirections", threshold: float = STABLE_CO
     longest run of consecutive ``L`` with ``c[L] >= threshold`` (the later one on a tie), plus the layer after its
     last pair. No such pair: the last quarter of the layers (at least one), said so in the reason.
     """
-    v = directions.directions[site]
-    n = v.shape[1]
+    n = directions.n_layers
     if n < 2:
         return [0], "a one-layer model: its only layer"
-    adjacent = (v[:, :-1] * v[:, 1:]).sum(-1).mean(0)  # [L - 1]
+    adjacent = adjacent_layer_cosine(directions, site).mean(0)  # [L - 1]
     best: tuple[int, int] | None = None  # (start, stop) of pair indices, stop exclusive
     start = None
     for i, c in enumerate([*adjacent.tolist(), -np.inf]):
@@ -158,11 +158,11 @@ def _check(directions: "EmotionDirections", handle: "ModelHandle", alphas: Seque
 def sublayer_influence(handle: "ModelHandle", directions: "EmotionDirections", prompts: Sequence[str],
                        alphas: Sequence[float] = ALPHAS, emotions: Sequence[str] | None = None,
                        stable: tuple[list[int], str] | None = None, rows_per_pass: int | None = None,
-                       progress: bool = True) -> SublayerInfluence:
+                       progress: bool = True, cache: bool = True) -> SublayerInfluence:
     """``I[e, L, p]`` on ``prompts`` (neutral prompts, one per sample; see the module doc).
 
     ``stable`` overrides the segment :func:`stable_segment` finds (``(layers, reason)``). The readout is the last
-    block's ``resid_post``.
+    block's ``resid_post``. ``cache``: read and write the residual scales' capture in the on-disk cache.
     """
     from ..progress import progress_bar
 
@@ -170,7 +170,7 @@ def sublayer_influence(handle: "ModelHandle", directions: "EmotionDirections", p
     chosen = list(emotions or directions.emotions)
     layers, reason = stable or stable_segment(directions)
     v_ref = reference_directions(directions, layers)[[directions.emotions.index(e) for e in chosen]]  # [E, D]
-    sigma = residual_scales(handle, prompts)
+    sigma = residual_scales(handle, prompts, cache)
     readout = handle.facts.n_layers - 1
     read = SITE_HOOKS["resid_post"].format(layer=readout)
     runner = LastTokenRunner(handle, prompts)
@@ -193,14 +193,14 @@ def sublayer_influence(handle: "ModelHandle", directions: "EmotionDirections", p
 @torch.inference_mode()
 def sublayer_influence_loop(handle: "ModelHandle", directions: "EmotionDirections", prompts: Sequence[str],
                             alphas: Sequence[float] = ALPHAS, emotions: Sequence[str] | None = None,
-                            stable: tuple[list[int], str] | None = None) -> torch.Tensor:
+                            stable: tuple[list[int], str] | None = None, cache: bool = True) -> torch.Tensor:
     """Reference for :func:`sublayer_influence`: one full forward over ``prompts`` per variant, no cache, no stacking.
     Returns ``per_sample`` ``[G, E, L, 2]``."""
     _check(directions, handle, alphas)
     chosen = list(emotions or directions.emotions)
     layers, _ = stable or stable_segment(directions)
     v_ref = reference_directions(directions, layers)[[directions.emotions.index(e) for e in chosen]]
-    sigma = residual_scales(handle, prompts)
+    sigma = residual_scales(handle, prompts, cache)
     read = SITE_HOOKS["resid_post"].format(layer=handle.facts.n_layers - 1)
     enc = handle.encode(list(prompts))
     seen: dict[str, torch.Tensor] = {}

@@ -6,10 +6,12 @@ its replies under the unedited model and the share of degenerate replies (the fl
 
 - ``unsteered``: the neutral prompt; ``prompting``: the emotion instruction; ``steering``: a direction-steering
   setting (the steering stage's best);
-- ``circuit`` at each scale of a sweep, the chosen scale by the steering rule (most accurate among fluent scales);
+- ``circuit`` at each scale of a sweep, the chosen scale by the steering rule (most accurate among fluent scales),
+  chosen on other groups than those reported when ``selection_groups`` are given;
 - controls at the chosen scale: ``random`` circuits with the same per-block counts (one row per seed),
   ``neurons only``, ``heads only``, and circuits of other budgets per sublayer;
-- necessity: the circuit (and a random one of the same shape) ablated while prompting for the emotion.
+- necessity: the circuit (and a random one of the same shape) ablated at the last prompt token while prompting for the
+  emotion (a weak test: the prompt's other positions and the generated tokens are untouched).
 
 Replies are generated on the fast path (``choose_backend``: the unwrapped model with plain hooks when it supports the
 edits) and cached per condition, so a repeated comparison reads them back.
@@ -42,11 +44,12 @@ BUDGETS = (1, 2, 5, 10, 20)
 RANDOM_SEEDS = 5
 
 
-def circuit_edits(handle: "ModelHandle", circuit: Circuit, row_emotions: Sequence[str], scale: float,
+def circuit_edits(handle: "ModelHandle", circuit: Any, row_emotions: Sequence[str], scale: float,
                   when: Any = "last_prompt", ablate: bool = False) -> list[Intervention]:
     """The interventions for a batch whose row ``i`` is modulated towards ``row_emotions[i]`` (each emotion's edits
     limited to its rows, so a batch costs at most one edit per emotion, block and kind). ``ablate`` zeroes the
-    circuit's units instead of adding ``scale * dmu``."""
+    circuit's units instead of adding ``scale * dmu``. ``circuit``: a :class:`Circuit` or anything with its
+    ``modulate(handle, emotion, scale, when)``."""
     rows: dict[str, list[int]] = {}
     for row, emotion in enumerate(row_emotions):
         rows.setdefault(emotion, []).append(row)
@@ -70,7 +73,7 @@ def circuit_generate(handle: "ModelHandle", prompts: Sequence[str], circuit: Cir
     factory: Callable[[list[int]], list[Intervention]] = lambda idx: circuit_edits(  # noqa: E731
         handle, circuit, [emotions[i] for i in idx], scale, when, ablate)
     backend = choose_backend(handle, factory([0]))
-    what = "ablate" if ablate else f"add{scale:g}"
+    what = "ablate" if ablate else f"add{scale!r}"
     tag = f"circuit:{circuit.sha256[:16]}:{what}:{when}:{backend}"
     return generate_cached(handle, prompts, config, tag=tag, variants=emotions, intervention=factory, progress=progress,
                            desc=f"circuit {what}")
@@ -154,31 +157,45 @@ def compare_methods(handle: "ModelHandle", circuit: Circuit, groups: Sequence["G
                     config: DecodingConfig, directions: "EmotionDirections | None" = None,
                     steering: SteeringSetting | None = None, scales: Sequence[float] = SCALES,
                     budgets: dict[int, Circuit] | None = None, random_seeds: int = RANDOM_SEEDS,
-                    dmu: tuple[Any, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+                    dmu: tuple[Any, Any] | None = None, dmu_emotions: Sequence[str] | None = None,
+                    selection_groups: Sequence["Group"] | None = None, progress: bool = True) -> dict[str, Any]:
     """Every condition of the module doc on ``groups``; returns ``{"conditions": {name: summary}, "scale",
-    "passes_fluency", "random": [per seed], "budgets": {budget: summary}, "ablation_drop", "random_ablation_drop",
-    "rows"}``. ``dmu`` (neurons ``[E, L, d_mlp]``, heads ``[E, L, H, dh]`` in the circuit's emotion order) is needed
-    for the random controls; ``budgets`` maps other budgets per sublayer to their circuits."""
+    "passes_fluency", "sweep", "random": [per seed], "budgets": {budget: summary}, "ablation_drop",
+    "random_ablation_drop", "backend", "rows"}``.
+
+    The scale is chosen by the steering rule on ``selection_groups`` (e.g. analysis groups: then the reported circuit
+    accuracy is not the best of several tries on the items it is reported on, and the controls, measured at the same
+    scale, are on an equal footing); without them, on ``groups`` themselves (``sweep`` then holds the test-item
+    accuracies of every scale). ``dmu`` (neurons ``[E, L, d_mlp]``, heads ``[E, L, H, dh]``, in ``dmu_emotions`` order,
+    default the circuit's) is needed for the random controls; ``budgets`` maps other budgets per sublayer to their
+    circuits (the circuit itself may be one of them).
+    """
     if random_seeds and dmu is None:
         raise ValueError("random circuits need the difference vectors: pass dmu=(neurons, heads).")
+    order = list(dmu_emotions or circuit.emotions)
     run = Comparison(handle, groups, judge, config, circuit.emotions, progress)
     base = run.unsteered()
     prompted = run.prompting()
     if directions is not None and steering is not None:
         run.steering(directions, steering)
-    sweep = {float(s): run.circuit(f"circuit x{s:g}", circuit, float(s)) for s in scales}
-    scale, fluent = choose_scale(sweep, base["perplexity"])
-    run.results["circuit"] = sweep[scale]
-    randoms = [run.circuit(f"random circuit (seed {seed})", random_circuit(circuit, *dmu, seed=seed), scale)  # type: ignore[misc]
+    chooser = run if selection_groups is None else Comparison(handle, selection_groups, judge, config, circuit.emotions, progress)
+    chooser_base = base if selection_groups is None else chooser.unsteered()
+    sweep = {float(s): chooser.circuit(f"circuit x{s!r}", circuit, float(s)) for s in scales}
+    scale, fluent = choose_scale(sweep, chooser_base["perplexity"])
+    run.circuit("circuit", circuit, scale) if selection_groups is not None else run.results.__setitem__("circuit", sweep[scale])
+    randoms = [run.circuit(f"random circuit (seed {seed})", random_circuit(circuit, *dmu, seed=seed, emotions=order), scale)  # type: ignore[misc]
                for seed in range(random_seeds)]
     run.circuit("neurons only", circuit.only("neuron"), scale)
     run.circuit("heads only", circuit.only("head"), scale)
     budget_curve = {}
     for budget, other in sorted((budgets or {}).items()):
-        budget_curve[budget] = run.circuit(f"budget {budget}", other, scale)
-    ablated = run.ablated("prompting, circuit ablated", circuit)
-    random_ablated = run.ablated("prompting, random circuit ablated", random_circuit(circuit, *dmu, seed=0)) if dmu else None  # type: ignore[misc]
+        budget_curve[budget] = run.results["circuit"] if other.sha256 == circuit.sha256 else run.circuit(f"budget {budget}", other, scale)
+    run.ablated("prompting, circuit ablated", circuit)
+    if dmu is not None:
+        run.ablated("prompting, random circuit ablated", random_circuit(circuit, *dmu, seed=0, emotions=order))
+    backend = choose_backend(handle, circuit_edits(handle, circuit, circuit.emotions[:1], scale))
     return {"conditions": run.results, "scale": scale, "passes_fluency": fluent, "sweep": {str(k): v for k, v in sweep.items()},
+            "sweep_on": "selection groups" if selection_groups is not None else "the test groups",
             "random": randoms, "budgets": budget_curve, "ablation_drop": run.drop("prompting", "prompting, circuit ablated"),
-            "random_ablation_drop": run.drop("prompting", "prompting, random circuit ablated") if random_ablated else None,
-            "n_groups": len(run.groups), "rows": run.rows}
+            "random_ablation_drop": run.drop("prompting", "prompting, random circuit ablated") if dmu is not None else None,
+            "backend": backend, "n_groups": len(run.groups), "rows": run.rows + (chooser.rows if chooser is not run else [])}

@@ -31,11 +31,12 @@ METHODS: dict[str, str] = {"direction": "direction steering", "prompt": "prompt 
 class Circuit(Protocol):
     """What the panel needs from an emotion circuit: the interventions that modulate it towards an emotion.
 
-    ``modulate(handle, emotion, scale)`` returns a list of :class:`~emowork.hooks.intervention.Intervention` (like
-    :func:`emowork.analysis.steering.steering_interventions`); ``scale`` is the panel's strength slider.
+    ``modulate(handle, emotion, scale, when)`` returns a list of :class:`~emowork.hooks.intervention.Intervention`
+    (like :func:`emowork.analysis.steering.steering_interventions`); ``scale`` is the panel's strength slider and
+    ``when`` its position mode (``last_prompt`` or ``from_last_prompt``). :class:`emowork.circuits.Circuit` is one.
     """
 
-    def modulate(self, handle: "ModelHandle", emotion: str, scale: float) -> Sequence["Intervention"]: ...
+    def modulate(self, handle: "ModelHandle", emotion: str, scale: float, when: Any = "last_prompt") -> Sequence["Intervention"]: ...
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ class LiveSteering:
         elif request.method == "circuit":
             circuit = self.circuit
             assert circuit is not None
-            interventions = list(circuit.modulate(self.handle, request.emotion, request.strength))
+            interventions = list(circuit.modulate(self.handle, request.emotion, request.strength, request.mode))
         with self.lock:
             result = stream_generate(self.handle, prompt, self._config(request), interventions, on_token=on_token,
                                      cancel=cancel, record_layer=self.gauge_layer)
@@ -195,7 +196,12 @@ class LiveSteering:
             prompts = [self.handle.format_chat(request.message, system_instruction(EMOTION_SYSTEM, e)) for e in EMOTIONS]
             factory = None
         elif request.method == "circuit":
-            raise ValueError("the compare view steers with directions or prompts; run circuit modulation per emotion")
+            from ..circuits.modulation import circuit_edits
+
+            prompts = [self.handle.format_chat(request.message, request.system)] * len(EMOTIONS)
+            circuit = self.circuit
+            factory = lambda idx: circuit_edits(self.handle, circuit, [EMOTIONS[i] for i in idx], request.strength,  # noqa: E731
+                                                request.mode)
         else:
             prompts = [self.handle.format_chat(request.message, request.system)] * len(EMOTIONS)
             layers = list(range(request.layers[0], request.layers[1] + 1))

@@ -86,13 +86,15 @@ class CircuitsStage(Stage):
         steering = ctx.results.get("steering", {})
         setting = (SteeringSetting(steering["window"][0], steering["window"][1], steering["alpha"], steering.get("mode", "last_prompt"))
                    if "window" in steering else None)
+        selection = used[:preset.circuit_groups or len(used)]  # the scale is chosen on analysis groups, measured on test ones
         result = compare_methods(handle, circuit, groups, load_judge(ctx.settings.judge), decoding(ctx), directions, setting,
-                                 scales=preset.circuit_scales, budgets=budgets, random_seeds=preset.random_seeds, dmu=dmu)
+                                 scales=preset.circuit_scales, budgets=budgets, random_seeds=preset.random_seeds, dmu=dmu,
+                                 dmu_emotions=samples.emotions, selection_groups=selection)
         rows = result.pop("rows")
         atomic_write_text(ctx.artifacts_dir / "circuits.jsonl", "".join(json.dumps(r, ensure_ascii=False, default=float) + "\n" for r in rows))
         c = result["conditions"]
         random_rows = [r for r in rows if r["condition"].startswith("random circuit")]
-        c["random (pooled)"] = accuracy_summary([r["accepted"] for r in random_rows], [f"{r['condition']}|{r['group_id']}" for r in random_rows])
+        c["random (pooled)"] = accuracy_summary([r["accepted"] for r in random_rows], [r["group_id"] for r in random_rows])  # seeds share groups
 
         def pair(name: str) -> dict[str, Any]:
             return {"accuracy": c[name]["accuracy"], "ci95": [c[name]["low"], c[name]["high"]], "n": c[name]["n"]} if name in c else {}
@@ -111,11 +113,13 @@ class CircuitsStage(Stage):
             "prompting_accuracy": pair("prompting"), "steering_accuracy": pair("steering"), "baseline_accuracy": pair("unsteered"),
             "scale_sweep": {k: {"accuracy": v["accuracy"], "ci95": [v["low"], v["high"]], "perplexity": v["perplexity"],
                                 "degenerate": v["degenerate"]} for k, v in result["sweep"].items()},
+            "scale_chosen_on": f"neutral prompts of {len(selection)} analysis groups", "backend": result["backend"],
             "n_test_groups": result["n_groups"], "n_influence_prompts": len(neutral),
         }
         summary = [
             f"Influence from {len(neutral)} neutral analysis prompts; stable segment: layers "
-            f"{influence.stable_layers[0]}-{influence.stable_layers[-1]} ({influence.stable_reason}).",
+            f"{influence.stable_layers[0]}-{influence.stable_layers[-1]} ({influence.stable_reason}). The modulation scale "
+            f"was chosen on the neutral prompts of {len(selection)} analysis groups and then measured on the test groups.",
             *findings.circuits({**result, "conditions": c, "size": circuit.size()}),
         ]
         shown = ["unsteered", "prompting", "steering", "circuit", "random (pooled)", "neurons only", "heads only"]
@@ -124,7 +128,7 @@ class CircuitsStage(Stage):
                                                           "Sublayer influence I[e, layer, site]"),
             "circuits_composition": plots.circuit_composition(numbers["counts"], "Circuit composition per layer"),
             "circuits_comparison": plots.method_comparison({k: c[k] for k in shown if k in c},
-                                                           f"Methods on the same {len(groups)} test groups x 6 emotions",
+                                                           f"Methods on the same {len(groups)} test groups x {len(circuit.emotions)} emotions",
                                                            PAPER_LLAMA_3B, "Llama-3.2-3B-Instruct (the paper; another model)"),
             "circuits_budget": plots.budget_curve(result["budgets"], "Accuracy against circuit size", c["random (pooled)"], c["unsteered"]),
             "circuits_overlap": plots.overlap_matrix(circuit.emotions, numbers["overlap"]["jaccard"], numbers["overlap"]["shared"],
