@@ -164,6 +164,24 @@ def judged_edits(conditions: Mapping[str, Mapping[str, Any]]) -> str:
             + pct(c["none (neutral)"]["accuracy"], 0) + ").")
 
 
+def influence(values: Mapping[str, Mapping[str, Sequence[float]]], peak_interval: Mapping[str, float] | None = None) -> str:
+    """Where sublayer influence (``values[emotion][site][layer]``) is largest, and how the two halves of the network
+    compare (mean over emotions). ``peak_interval``: the 95% interval of the peak cell (``{mean, low, high, n}``)."""
+    sites = list(next(iter(values.values())))
+    mean = {p: np.mean([values[e][p] for e in values], axis=0) for p in sites}  # [L] per site
+    n = len(next(iter(mean.values())))
+    site, layer = max(((p, int(np.argmax(mean[p]))) for p in sites), key=lambda x: mean[x[0]][x[1]])
+    text = (f"Averaged over emotions, influence is largest at layer {layer}'s {site} sublayer ({100 * layer / max(n - 1, 1):.0f}% "
+            f"of depth; I = {mean[site][layer]:+.2f}")
+    if peak_interval is not None:
+        text += f", 95% interval {peak_interval['low']:+.2f} to {peak_interval['high']:+.2f} over {peak_interval['n']} prompts"
+    half = n // 2
+    early = np.mean([mean[p][:half] for p in sites]) if half else float("nan")
+    late = np.mean([mean[p][half:] for p in sites])
+    return text + (f"). The mean over both sublayers is {early:+.2f} in the first {half} layers and {late:+.2f} in the last "
+                   f"{n - half}.")
+
+
 def circuits(result: Mapping[str, Any]) -> list[str]:
     """Circuit modulation against its controls and the other methods, the smallest working budget and the necessity
     test. ``result``: ``conditions`` (summaries by name: ``circuit``, ``unsteered``, ``prompting``, optionally

@@ -155,3 +155,13 @@ def test_circuit_findings_follow_the_numbers():
     text = " ".join(findings.circuits(weak))
     assert "no scale met the fluency bar" in text and "none is distinguishable from the unsteered replies" in text
     assert "not distinguishable from no drop" in text and "is higher than unsteered" not in text
+
+
+def test_influence_finding_names_the_peak_and_the_halves():
+    values = {"anger": {"attn": [0.0, 0.1, 0.2, 0.1], "mlp": [0.0, 0.0, 0.9, 0.3]},
+              "fear": {"attn": [0.0, 0.1, 0.0, 0.1], "mlp": [0.1, 0.0, 0.5, 0.2]}}
+    text = findings.influence(values, {"mean": 0.7, "low": 0.5, "high": 0.9, "n": 8})
+    assert "layer 2's mlp sublayer (67% of depth; I = +0.70, 95% interval +0.50 to +0.90 over 8 prompts)" in text
+    assert "+0.04 in the first 2 layers and +0.29 in the last 2" in text
+    flipped = {e: {p: v[::-1] for p, v in sites.items()} for e, sites in values.items()}
+    assert "layer 1's mlp" in findings.influence(flipped)

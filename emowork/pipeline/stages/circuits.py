@@ -120,6 +120,7 @@ class CircuitsStage(Stage):
             f"Influence from {len(neutral)} neutral analysis prompts; stable segment: layers "
             f"{influence.stable_layers[0]}-{influence.stable_layers[-1]} ({influence.stable_reason}). The modulation scale "
             f"was chosen on the neutral prompts of {len(selection)} analysis groups and then measured on the test groups.",
+            findings.influence(numbers["influence"], _peak_interval(influence)),
             *findings.circuits({**result, "conditions": c, "size": circuit.size()}),
         ]
         shown = ["unsteered", "prompting", "steering", "circuit", "random (pooled)", "neurons only", "heads only"]
@@ -138,6 +139,17 @@ class CircuitsStage(Stage):
                    "rows": [[k, f"{v['accuracy']:.3f}", f"{v['low']:.3f}-{v['high']:.3f}", f"{v.get('perplexity', float('nan')):.1f}",
                              f"{v.get('degenerate', float('nan')):.0%}", v["n"]] for k, v in c.items()]}]
         return StageOutput(numbers=numbers, figures=figures, summary=summary, tables=tables)
+
+
+def _peak_interval(influence: Any) -> dict[str, float]:
+    """The 95% interval, over prompts, of the emotion-averaged influence at its largest cell."""
+    from ...intervals import bootstrap_ci
+
+    per = influence.per_sample.mean(1)  # [G, L, 2]: averaged over emotions
+    flat = int(per.mean(0).argmax())
+    layer, site = divmod(flat, per.shape[-1])
+    mean, low, high = bootstrap_ci(per[:, layer, site].numpy())
+    return {"mean": mean, "low": low, "high": high, "n": int(per.shape[0])}
 
 
 def load_run_circuit(run_dir: Any) -> Circuit:
