@@ -127,11 +127,10 @@ class Circuit:
             units, deltas = self.units[emotion][kind], self.deltas[emotion][kind]
             for layer in sorted({int(x) for x in units[:, 0].tolist()}):
                 rows = (units[:, 0] == layer).nonzero().flatten()
-                value = torch.zeros(width)
-                chosen = units[rows, 1].tolist()
-                for r, index in zip(rows.tolist(), chosen):
-                    value[index * unit:(index + 1) * unit] = scale * deltas[r].reshape(-1)
-                out.append(Intervention(site, layer, "add", value, units=tuple(int(i) for i in chosen), when=when))
+                chosen = units[rows, 1]
+                value = torch.zeros(width // unit, unit)  # one row per neuron or head
+                value[chosen] = scale * deltas[rows].reshape(len(rows), unit)
+                out.append(Intervention(site, layer, "add", value.reshape(-1), units=tuple(chosen.tolist()), when=when))
         return out
 
     # ------------------------------------------------------------------ variants

@@ -182,7 +182,10 @@ def compare_methods(handle: "ModelHandle", circuit: Circuit, groups: Sequence["G
     chooser_base = base if selection_groups is None else chooser.unsteered()
     sweep = {float(s): chooser.circuit(f"circuit x{s!r}", circuit, float(s)) for s in scales}
     scale, fluent = choose_scale(sweep, chooser_base["perplexity"])
-    run.circuit("circuit", circuit, scale) if selection_groups is not None else run.results.__setitem__("circuit", sweep[scale])
+    if selection_groups is None:
+        run.results["circuit"] = sweep[scale]
+    else:
+        run.circuit("circuit", circuit, scale)
     randoms = [run.circuit(f"random circuit (seed {seed})", random_circuit(circuit, *dmu, seed=seed, emotions=order), scale)  # type: ignore[misc]
                for seed in range(random_seeds)]
     run.circuit("neurons only", circuit.only("neuron"), scale)

@@ -9,7 +9,7 @@ from typing import Any
 from ... import findings, plots
 from ...analysis.directions import EmotionDirections
 from ...analysis.steering import SteeringSetting
-from ...circuits import Circuit, assemble, compare_methods, sublayer_influence
+from ...circuits import assemble, compare_methods, sublayer_influence
 from ...components import collect_samples, head_importance, neuron_contributions
 from ...components.activation_samples import difference_vectors
 from ...data import load_sev
@@ -151,9 +151,3 @@ def _peak_interval(influence: Any) -> dict[str, float]:
     mean, low, high = bootstrap_ci(per[:, layer, site].numpy())
     return {"mean": mean, "low": low, "high": high, "n": int(per.shape[0])}
 
-
-def load_run_circuit(run_dir: Any) -> Circuit:
-    """The circuit a run's circuits stage saved (``runs/NAME/artifacts/circuits``)."""
-    from pathlib import Path
-
-    return Circuit.load(Path(run_dir) / "artifacts" / "circuits")
