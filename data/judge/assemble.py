@@ -38,6 +38,11 @@ REGISTERS = {
     # prompted replies); registers of real instruct models not yet covered; groups drawn from w1-w6's (training) groups
     "w14": "typical small instruct model, mixed news: reaction opener, event retold in the tone, closing question",
     "w15": "persona-style assistant, every event neutral: the emotion carried by the persona alone",
+    # added after the fourth fine-tuned judge was measured (proxy acceptance 5.1 points below the reference on prompted
+    # replies); registers of real instruct models not yet covered, not aimed at misses; groups drawn from the training
+    # writers' groups (w1-w6, w9-w15), mixed news
+    "w16": "hedging, self-aware instruct model: disclaimers and meta-remarks, caveats, offers to help, the tone throughout",
+    "w17": "figurative and idiomatic: idioms, metaphors, similes, hyperbole and body language carry the emotion",
 }
 NEGATIVE_TONES = {"anger", "sadness", "fear", "disgust"}
 
