@@ -3,6 +3,7 @@
 #   make run            install everything into .venv, then run the main job on the embedded model (standard size:
 #                       every stage and figure, under 20 minutes on 2 CPU cores)
 #   make run FAST=1     the same with --fast (a few minutes); make run FULL=1: --full, the paper-size analysis (hours)
+#   make run STAGES=all every stage, the opt-in circuits stage included (STAGES=a,b,c: those stages)
 #   make test           install, then the whole test suite (unit, embedded-model, notebooks)
 #   make lab            JupyterLab with the widgets, on the notebooks/ folder
 #   make notebooks-html executes every notebook and writes it as a page that shows its figures offline (build/notebooks-html)
@@ -20,6 +21,7 @@ MODEL ?= embedded
 OUT ?=
 FAST ?=
 FULL ?=
+STAGES ?=
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 ifeq ($(HAS_GPU),1)
 TORCH_SPEC ?= torch>=2.6
@@ -46,7 +48,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(FULL),--full) $(if $(OUT),--out $(OUT))
+	HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-0} $(VENV)/bin/emowork run --model $(MODEL) $(if $(FAST),--fast) $(if $(FULL),--full) $(if $(OUT),--out $(OUT)) $(if $(STAGES),--stages $(STAGES))
 
 test: $(STAMP) browser
 	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q
