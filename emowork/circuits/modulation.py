@@ -29,7 +29,7 @@ from ..generation.generate import DecodingConfig, Generation
 from ..generation.reply_cache import generate_cached
 from ..hooks.executors import choose_backend
 from ..hooks.intervention import Intervention
-from ..intervals import bootstrap_ci
+from ..intervals import accuracy_summary, bootstrap_ci
 from ..prompts import EMOTION_SYSTEM, build_prompts
 from .assembly import Circuit, random_circuit
 
@@ -159,7 +159,8 @@ def compare_methods(handle: "ModelHandle", circuit: Circuit, groups: Sequence["G
                     budgets: dict[int, Circuit] | None = None, random_seeds: int = RANDOM_SEEDS,
                     dmu: tuple[Any, Any] | None = None, dmu_emotions: Sequence[str] | None = None,
                     selection_groups: Sequence["Group"] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Every condition of the module doc on ``groups``; returns ``{"conditions": {name: summary}, "scale",
+    """Every condition of the module doc on ``groups``; returns ``{"conditions": {name: summary}, "random_pooled"
+    (every seed's replies in one summary, groups resampled together; None without seeds), "scale",
     "passes_fluency", "sweep", "random": [per seed], "budgets": {budget: summary}, "ablation_drop",
     "random_ablation_drop", "backend", "rows"}``.
 
@@ -197,7 +198,9 @@ def compare_methods(handle: "ModelHandle", circuit: Circuit, groups: Sequence["G
     if dmu is not None:
         run.ablated("prompting, random circuit ablated", random_circuit(circuit, *dmu, seed=0, emotions=order))
     backend = choose_backend(handle, circuit_edits(handle, circuit, circuit.emotions[:1], scale))
-    return {"conditions": run.results, "scale": scale, "passes_fluency": fluent, "sweep": {str(k): v for k, v in sweep.items()},
+    pooled = [r for r in run.rows if r["condition"].startswith("random circuit (seed")]  # seeds share groups: resampled together
+    random_pooled = accuracy_summary([r["accepted"] for r in pooled], [r["group_id"] for r in pooled]) if pooled else None
+    return {"conditions": run.results, "random_pooled": random_pooled, "scale": scale, "passes_fluency": fluent, "sweep": {str(k): v for k, v in sweep.items()},
             "sweep_on": "selection groups" if selection_groups is not None else "the test groups",
             "random": randoms, "budgets": budget_curve, "ablation_drop": run.drop("prompting", "prompting, circuit ablated"),
             "random_ablation_drop": run.drop("prompting", "prompting, random circuit ablated") if dmu is not None else None,

@@ -13,7 +13,6 @@ from ...circuits import assemble, compare_methods, sublayer_influence
 from ...components import collect_samples, head_importance, neuron_contributions
 from ...components.activation_samples import difference_vectors
 from ...data import load_sev
-from ...intervals import accuracy_summary
 from ...judge import load_judge
 from ...prompts import build_prompts
 from ...storage import atomic_write_text
@@ -93,8 +92,7 @@ class CircuitsStage(Stage):
         rows = result.pop("rows")
         atomic_write_text(ctx.artifacts_dir / "circuits.jsonl", "".join(json.dumps(r, ensure_ascii=False, default=float) + "\n" for r in rows))
         c = result["conditions"]
-        random_rows = [r for r in rows if r["condition"].startswith("random circuit")]
-        c["random (pooled)"] = accuracy_summary([r["accepted"] for r in random_rows], [r["group_id"] for r in random_rows])  # seeds share groups
+        c["random (pooled)"] = result["random_pooled"]
 
         def pair(name: str) -> dict[str, Any]:
             return {"accuracy": c[name]["accuracy"], "ci95": [c[name]["low"], c[name]["high"]], "n": c[name]["n"]} if name in c else {}
