@@ -1,0 +1,85 @@
+"""Attribution graphs on tiny models: every node's incoming edges plus its bias add up to its input; taking one
+source's write out of a frozen forward pass changes every node by exactly the edge weight; pruning, export."""
+
+import numpy as np
+import pytest
+import torch
+
+from emowork.circuits.assembly import Circuit, CircuitError
+from emowork.circuits.graph import attribution_graph, edges_by_patching
+
+
+def toy_circuit(handle, per_block=(3, 2), seed=0):
+    """A circuit of ``per_block`` (neurons, heads) drawn at random in every block, for one emotion."""
+    f = handle.facts
+    g = torch.Generator().manual_seed(seed)
+    units = {"neuron": torch.tensor([(L, int(i)) for L in range(f.n_layers) for i in torch.randperm(f.d_mlp, generator=g)[:per_block[0]]]),
+             "head": torch.tensor([(L, int(h)) for L in range(f.n_layers) for h in torch.randperm(f.n_heads, generator=g)[:per_block[1]]])}
+    deltas = {"neuron": torch.zeros(len(units["neuron"])), "head": torch.zeros(len(units["head"]), f.d_head)}
+    return Circuit(["anger"], f.n_layers, f.d_mlp, f.n_heads, f.d_head, {"anger": units},
+                   {"anger": {k: torch.zeros(len(v)) for k, v in units.items()}}, {"anger": deltas})
+
+
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gpt2"])
+def built(request):
+    from .conftest import load_tiny
+
+    handle = load_tiny(request.param)
+    circuit = toy_circuit(handle)
+    reference = torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(1))
+    reference = reference / reference.norm()
+    graph = attribution_graph(handle, circuit, handle.format_chat("The rain stopped."), "anger", reference)
+    return handle, circuit, reference, graph
+
+
+def test_incoming_edges_add_up_to_every_input(built):
+    handle, circuit, _, graph = built
+    kinds = np.array([n.kind for n in graph.nodes])
+    T = len(graph.tokens)
+    assert (kinds == "neuron").sum() == len(circuit.units["anger"]["neuron"]) * T  # every position by default
+    assert (kinds == "head").sum() == len(circuit.units["anger"]["head"]) * T
+    assert (kinds == "error").sum() == 2 * handle.facts.n_layers * T and (kinds == "target").sum() == 1
+    read = np.isin(kinds, ["neuron", "head", "target"])
+    values, sums = graph.values()[read], graph.incoming_sum()[read]
+    np.testing.assert_allclose(sums, values, atol=1e-4 * max(1.0, np.abs(values).max()))
+    assert np.abs(values).max() > 0.1  # not a vacuous identity
+    # edges only run forward: from where a node writes to a later read, and never to another position for neurons
+    order = np.array([n.order for n in graph.nodes])
+    pos = np.array([n.position for n in graph.nodes])
+    assert (order[graph.sources] < order[graph.targets]).all()
+    to_neurons = kinds[graph.targets] == "neuron"
+    assert (pos[graph.sources][to_neurons] == pos[graph.targets][to_neurons]).all()
+    assert (pos[graph.sources] <= pos[graph.targets]).all()
+
+
+def test_removing_a_source_changes_every_node_by_its_edge(built):
+    handle, _, reference, graph = built
+    rng = np.random.default_rng(0)
+    kinds = np.array([n.kind for n in graph.nodes])
+    sources = [int(rng.choice(np.flatnonzero(kinds == k))) for k in ("token", "head", "neuron", "error") for _ in range(2)]
+    changes = edges_by_patching(handle, graph, reference, sources, frozen=True, batch=4)
+    expected = -graph.adjacency().numpy()[:, sources].T
+    assert np.abs(expected).max() > 0.01
+    np.testing.assert_allclose(changes, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_pruning_keeps_the_target_and_the_influential_part(built):
+    _, _, _, graph = built
+    node_influence, edge_influence = graph.influence()
+    assert node_influence[graph.target_index] == 1.0 and (node_influence >= 0).all()
+    small, large = graph.prune(0.5), graph.prune(0.95)
+    assert small.n_nodes <= large.n_nodes <= graph.n_nodes and len(small.weights) <= len(large.weights)
+    assert sum(n.kind == "target" for n in small.nodes) == 1
+    assert (np.bincount(large.targets, minlength=large.n_nodes) > 0)[large.target_index]
+    with pytest.raises(CircuitError, match="share"):
+        graph.prune(0)
+
+
+def test_bad_requests_say_what_to_fix(built):
+    handle, circuit, reference, _ = built
+    with pytest.raises(CircuitError, match="no 'joy' part"):
+        attribution_graph(handle, circuit, "x", "joy", reference)
+    with pytest.raises(CircuitError, match="width"):
+        attribution_graph(handle, circuit, "x", "anger", torch.ones(3))
+    with pytest.raises(CircuitError, match="positions"):
+        attribution_graph(handle, circuit, "x", "anger", reference, positions=0)
