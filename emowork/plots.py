@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from .hooks.self_check import CheckReport
@@ -406,4 +407,57 @@ def overlap_matrix(emotions: Sequence[str], jaccard: Any, shared: Any, title: st
                                text=[[str(int(v)) for v in row] for row in shared], texttemplate="%{text}",
                                colorbar={"title": "Jaccard"}, hovertemplate="%{y} / %{x}: Jaccard %{z:.2f}, %{text} shared<extra></extra>"))
     fig.update_layout(title=title, height=440, yaxis={"autorange": "reversed"})
+    return styled(fig)
+
+
+GRAPH_KIND_COLORS = {"token": GREY, "head": OKABE_ITO["bluish_green"], "neuron": OKABE_ITO["reddish_purple"],
+                     "error": "#D0D0D0", "target": OKABE_ITO["black"]}
+
+
+def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: int = 400) -> go.Figure:
+    """An attribution graph (:class:`emowork.circuits.AttributionGraph`, best pruned first): tokens along the bottom,
+    one row per sublayer (block L's attention on row 2L, its MLP on 2L + 1), the target on top; node size by
+    influence on the target, edges coloured by sign (vermillion positive, blue negative) with width by weight; the
+    ``max_edges`` heaviest edges drawn. Hover shows a node's layer, index, activation, input and influence."""
+    influence, _ = graph.influence()
+    n_layers = int(graph.meta.get("n_layers", max(n.layer for n in graph.nodes)))
+    rows = [(-1 if n.kind == "token" else 2 * n_layers if n.kind == "target" else n.order) for n in graph.nodes]
+    cells: dict[tuple[int, int], list[int]] = {}
+    for i, n in enumerate(graph.nodes):
+        cells.setdefault((rows[i], n.position), []).append(i)
+    x = [0.0] * graph.n_nodes
+    for (row, pos), members in cells.items():
+        for rank, i in enumerate(members):
+            x[i] = pos + (rank + 1) / (len(members) + 1) - 0.5
+    y = [float(r) for r in rows]
+    fig = go.Figure()
+    order = sorted(range(len(graph.weights)), key=lambda m: -abs(float(graph.weights[m])))[:max_edges]
+    peak = max((abs(float(graph.weights[m])) for m in order), default=1.0) or 1.0
+    for sign, color in ((1, OKABE_ITO["vermillion"]), (-1, OKABE_ITO["blue"])):
+        chosen = [m for m in order if np.sign(graph.weights[m]) == sign]
+        for m in chosen:  # one trace per edge: plotly has no per-segment width
+            s, t = int(graph.sources[m]), int(graph.targets[m])
+            fig.add_trace(go.Scatter(x=[x[s], x[t]], y=[y[s], y[t]], mode="lines", hoverinfo="skip", showlegend=False,
+                                     line={"color": color, "width": 0.5 + 4.5 * abs(float(graph.weights[m])) / peak}, opacity=0.55))
+    top = max(float(influence.max()), 1e-12)
+    for kind, color in GRAPH_KIND_COLORS.items():
+        members = [i for i, n in enumerate(graph.nodes) if n.kind == kind]
+        if not members:
+            continue
+        nodes = [graph.nodes[i] for i in members]
+        fig.add_trace(go.Scatter(
+            x=[x[i] for i in members], y=[y[i] for i in members], mode="markers", name=kind,
+            marker={"color": color, "size": [6 + 22 * float(influence[i]) / top for i in members], "line": {"width": 1, "color": "#444"}},
+            customdata=[[n.label, n.layer, n.index, n.activation, n.value, float(influence[i])] for n, i in zip(nodes, members)],
+            hovertemplate="%{customdata[0]}<br>layer %{customdata[1]}, index %{customdata[2]}<br>activation %{customdata[3]:.3f}"
+                          "<br>input %{customdata[4]:.3f}<br>influence %{customdata[5]:.3f}<extra></extra>"))
+    ticks = sorted({n.position for n in graph.nodes})
+    fig.update_layout(
+        title=title or f"Attribution graph: {graph.emotion} ({graph.n_nodes} nodes, {len(graph.weights)} edges)",
+        xaxis={"tickmode": "array", "tickvals": ticks, "ticktext": [repr(graph.tokens[p])[1:-1][:12] if p < len(graph.tokens) else str(p) for p in ticks],
+               "title": "token"},
+        yaxis={"tickmode": "array", "tickvals": [-1, *range(0, 2 * n_layers, max(1, n_layers // 6) * 2), 2 * n_layers],
+               "ticktext": ["tokens", *[f"L{r // 2}" for r in range(0, 2 * n_layers, max(1, n_layers // 6) * 2)], "target"],
+               "title": "sublayer (attention, then MLP, per block)"},
+        height=520)
     return styled(fig)

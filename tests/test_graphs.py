@@ -83,3 +83,38 @@ def test_bad_requests_say_what_to_fix(built):
         attribution_graph(handle, circuit, "x", "anger", torch.ones(3))
     with pytest.raises(CircuitError, match="positions"):
         attribution_graph(handle, circuit, "x", "anger", reference, positions=0)
+
+
+def test_export_validates_round_trips_and_averages(built, tmp_path):
+    import json
+
+    from emowork.circuits import load_graph, mean_graph, validate_viewer_json
+    from emowork.plots import attribution_graph_figure
+
+    handle, circuit, reference, graph = built
+    pruned = graph.prune(0.8)
+    path = pruned.to_json(tmp_path / "anger.json")
+    data = json.loads(path.read_text())
+    validate_viewer_json(data)
+    ids = {n["node_id"] for n in data["nodes"]}
+    assert len(ids) == pruned.n_nodes and all(link["source"] in ids and link["target"] in ids for link in data["links"])
+    assert sum(n["is_target_logit"] for n in data["nodes"]) == 1
+    broken = {**data, "links": [{"source": "x"}]}
+    with pytest.raises(CircuitError, match="links/0"):
+        validate_viewer_json(broken)
+    graph.save(tmp_path / "g")
+    again = load_graph(tmp_path / "g")
+    assert again.nodes == graph.nodes and np.array_equal(again.weights, graph.weights)
+    (tmp_path / "g" / "graph.safetensors").write_bytes(b"damaged")
+    with pytest.raises(CircuitError, match="build it again"):
+        load_graph(tmp_path / "g")
+    # the mean over prompts of different lengths keeps the identity on average
+    other = attribution_graph(handle, circuit, handle.format_chat("A letter came for me this morning."), "anger", reference)
+    mean = mean_graph([graph, other])
+    kinds = np.array([n.kind for n in mean.nodes])
+    read = np.isin(kinds, ["neuron", "head", "target"])
+    np.testing.assert_allclose(mean.incoming_sum()[read], mean.values()[read], atol=1e-4 * np.abs(mean.values()).max())
+    target = mean.nodes[mean.target_index].value
+    assert target == pytest.approx((graph.nodes[graph.target_index].value + other.nodes[other.target_index].value) / 2)
+    fig = attribution_graph_figure(pruned)
+    assert {t.name for t in fig.data if t.mode == "markers"} >= {"target"}

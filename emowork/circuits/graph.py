@@ -173,6 +173,19 @@ class AttributionGraph:
                                 new_index[self.targets[keep_edges]], self.weights[keep_edges], self.bias[keep_nodes],
                                 self.tokens, self.prompt, self.emotion, {**self.meta, **extra})
 
+    # ------------------------------------------------------------------ files
+    def to_json(self, path: Any, slug: str | None = None) -> Any:
+        """Write the viewer JSON of circuit-tracer / Neuronpedia (validated against the schema in the repository)."""
+        from .graph_files import write_viewer_json
+
+        return write_viewer_json(self, path, slug)
+
+    def save(self, folder: Any, name: str = "graph") -> Any:
+        """Lossless files (``{name}.json`` + ``{name}.safetensors``); :func:`emowork.circuits.load_graph` reads them."""
+        from .graph_files import save_graph
+
+        return save_graph(self, folder, name)
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts: nodes per kind, edges, the target's value and how much of it the error nodes carry."""
         kinds = {k: sum(n.kind == k for n in self.nodes) for k in NODE_KINDS}
