@@ -53,6 +53,7 @@ def _quiet_norm_edits():
         yield
 
 
+_READ_MAPS: dict[tuple[int, str, str], Any] = {}  # the last circuit's read maps, reused for its next prompts
 NODE_KINDS = ("token", "head", "neuron", "error", "target")
 SITES = ("attn", "mlp")
 
@@ -381,7 +382,11 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
     head_units: dict[int, list[int]] = {}
     for L, h in circuit.units[emotion]["head"].tolist():
         head_units.setdefault(int(L), []).append(int(h))
-    maps = read_maps(handle, neuron_units, head_units)
+    cache_key = (id(handle), circuit.sha256, emotion)
+    if cache_key not in _READ_MAPS:  # the maps depend on the weights and the circuit, not on the prompt
+        _READ_MAPS.clear()
+        _READ_MAPS[cache_key] = read_maps(handle, neuron_units, head_units)
+    maps = _READ_MAPS[cache_key]
 
     W_O = {L: handle.W_O(L).detach().double().cpu() for L in head_units}  # [H, dh, D]
     W_out = {L: handle.W_out(L).detach().double().cpu() for L in neuron_units}  # [d_mlp, D]
@@ -438,11 +443,12 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
     dst: list[torch.Tensor] = []
     wgt: list[torch.Tensor] = []
 
-    def add(sources: torch.Tensor, target_node: int, weights: torch.Tensor) -> None:
-        keep = weights != 0
-        src.append(sources[keep])
-        dst.append(torch.full((int(keep.sum()),), target_node, dtype=torch.long))
-        wgt.append(weights[keep])
+    def add(sources: torch.Tensor, targets: torch.Tensor, effect: torch.Tensor) -> None:
+        """Keep the non-zero entries of ``effect [S, n]`` as edges ``sources[s] -> targets[j]``."""
+        rows, cols = torch.nonzero(effect, as_tuple=True)
+        src.append(sources[rows])
+        dst.append(targets[cols])
+        wgt.append(effect[rows, cols])
 
     # neurons: read the residual at their own position after their block's attention
     by_block: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -453,8 +459,8 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
         slots = torch.tensor([j for _, j in members])
         sources = torch.nonzero((position == q) & (order < 2 * L + 1)).flatten()
         effect = (write_matrix[sources] @ R[slots].T) / clean.scale2[L][q]  # [S, n]
-        for column, (node, j) in enumerate(members):
-            add(sources, node, effect[:, column])
+        add(sources, torch.tensor([node for node, _ in members]), effect)
+        for node, j in members:
             bias[node] = float(b[j])
     # heads: read every earlier position through their frozen pattern; one product per block
     for L in sorted(head_units):
@@ -474,12 +480,12 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
         k = position[sources]
         effect = (write_matrix[sources] @ g.T) / clean.scale1[L][k][:, None]  # [S, n]
         effect = effect * clean.pattern[L][hs[None, :], qs[None, :], k[:, None]]  # zero where k > q (causal)
-        for column, (node, _, q) in enumerate(rows):
-            add(sources, node, torch.where(k <= q, effect[:, column], 0.0))
+        add(sources, nodes_L, torch.where(k[:, None] <= qs[None, :], effect, 0.0))
+        for column, (node, _, _) in enumerate(rows):
             bias[node] = float(c[slots[column]] @ w_z[column])
     # the target: every write at the last position
     sources = torch.nonzero((position == T - 1) & (order < 2 * f.n_layers)).flatten()
-    add(sources, target, write_matrix[sources] @ ref)
+    add(sources, torch.tensor([target]), (write_matrix[sources] @ ref)[:, None])
 
     meta = {"model": handle.name, "positions": positions, "n_tokens": T, "circuit_sha256": circuit.sha256,
             "n_layers": f.n_layers, "d_mlp": f.d_mlp, "n_heads": f.n_heads}
@@ -491,21 +497,34 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
 def _node_writes(handle: "ModelHandle", clean: _Clean, graph: AttributionGraph, wanted: Sequence[int]) -> dict[int, torch.Tensor]:
     """``{node: write [D]}`` recomputed from a clean capture (an error node's write is its sublayer's output minus the
     graph's component nodes there)."""
+    W_O: dict[int, torch.Tensor] = {}
+    W_out: dict[int, torch.Tensor] = {}
+
+    def component(node: Node) -> torch.Tensor:
+        if node.kind == "head":
+            if node.layer not in W_O:
+                W_O[node.layer] = handle.W_O(node.layer).detach().double().cpu()
+            return clean.z[node.layer][node.position, node.index] @ W_O[node.layer][node.index]
+        if node.layer not in W_out:
+            W_out[node.layer] = handle.W_out(node.layer).detach().double().cpu()
+        return clean.post[node.layer][node.position, node.index] * W_out[node.layer][node.index]
+
+    taken: dict[tuple[int, str, int], torch.Tensor] = {}
+    if any(graph.nodes[n].kind == "error" for n in wanted):
+        for m in graph.nodes:
+            if m.kind in ("head", "neuron"):
+                key = (m.layer, m.site, m.position)
+                taken[key] = taken.get(key, 0) + component(m)
     out: dict[int, torch.Tensor] = {}
     for n in wanted:
         node = graph.nodes[n]
         if node.kind == "token":
             out[n] = clean.embed[node.position]
-        elif node.kind == "head":
-            out[n] = clean.z[node.layer][node.position, node.index] @ handle.W_O(node.layer)[node.index].detach().double().cpu()
-        elif node.kind == "neuron":
-            out[n] = clean.post[node.layer][node.position, node.index] * handle.W_out(node.layer)[node.index].detach().double().cpu()
+        elif node.kind in ("head", "neuron"):
+            out[n] = component(node)
         elif node.kind == "error":
-            total = (clean.attn_out if node.site == "attn" else clean.mlp_out)[node.layer][node.position].clone()
-            for m in graph.nodes:
-                if m.kind in ("head", "neuron") and (m.layer, m.site, m.position) == (node.layer, node.site, node.position):
-                    total -= _node_writes(handle, clean, graph, [graph.nodes.index(m)])[graph.nodes.index(m)]
-            out[n] = total
+            total = (clean.attn_out if node.site == "attn" else clean.mlp_out)[node.layer][node.position]
+            out[n] = total - taken.get((node.layer, node.site, node.position), 0)
         else:
             raise CircuitError("the target node writes nothing.")
     return out
@@ -527,8 +546,14 @@ def edges_by_patching(handle: "ModelHandle", graph: AttributionGraph, reference:
     device = next(handle.hf_model.parameters()).device
     T = clean.embed.shape[0]
     pre_site = pre_activation_site(handle)
-    reads = [(i, n) for i, n in enumerate(graph.nodes) if n.kind in ("head", "neuron", "target")]
-    units = _node_writes(handle, clean, graph, [i for i, n in reads if n.kind == "head"])
+    # what each read node's input is, as an index into one forward pass's captures
+    neuron_reads = [(i, n.layer, n.position, n.index) for i, n in enumerate(graph.nodes) if n.kind == "neuron"]
+    head_reads = [(i, n.layer, n.position, n.index) for i, n in enumerate(graph.nodes) if n.kind == "head"]
+    head_writes = _node_writes(handle, clean, graph, [i for i, *_ in head_reads])
+    W_O = {L: handle.W_O(L).detach().double().cpu() for L in {r[1] for r in head_reads}}
+    w_z = torch.stack([W_O[L][h] @ (head_writes[i] / head_writes[i].norm().clamp_min(1e-300)) for i, L, _, h in head_reads]) \
+        if head_reads else torch.zeros(0, f.d_head, dtype=torch.float64)  # [n_heads_read, dh]
+    base = np.array([n.value for n in graph.nodes])
     result = np.zeros((len(sources), graph.n_nodes))
     for start in range(0, len(sources), batch):
         chunk = list(sources[start:start + batch])
@@ -564,14 +589,18 @@ def edges_by_patching(handle: "ModelHandle", graph: AttributionGraph, reference:
         with torch.no_grad(), _quiet_norm_edits(), attach_hooks(handle, hooks):
             ids = enc["input_ids"].to(device).expand(B, -1)
             handle.hf_model(input_ids=ids, attention_mask=enc["attention_mask"].to(device).expand(B, -1), use_cache=False)
-        for i, n in reads:
-            if n.kind == "neuron":
-                value = seen[f"{n.layer}.{pre_site}"][:, n.position, n.index]
-            elif n.kind == "head":
-                z = seen[f"{n.layer}.attn.hook_z"].reshape(B, T, f.n_heads, f.d_head)[:, n.position, n.index]
-                u = units[i] / units[i].norm().clamp_min(1e-300)
-                value = z @ (handle.W_O(n.layer)[n.index].detach().double().cpu() @ u)
-            else:
-                value = seen["final"][:, -1] @ ref
-            result[start:start + B, i] = value.numpy() - n.value
+        if neuron_reads:
+            idx = np.array([r[0] for r in neuron_reads])
+            stacked = torch.stack([seen[f"{L}.{pre_site}"][:, q, i] for _, L, q, i in neuron_reads], 1)  # [B, n]
+            result[start:start + B, idx] = stacked.numpy()
+        if head_reads:
+            idx = np.array([r[0] for r in head_reads])
+            z = torch.stack([seen[f"{L}.attn.hook_z"].reshape(B, T, f.n_heads, f.d_head)[:, q, h] for _, L, q, h in head_reads], 1)
+            result[start:start + B, idx] = torch.einsum("bnd,nd->bn", z, w_z).numpy()
+        t = graph.target_index
+        result[start:start + B, t] = (seen["final"][:, -1] @ ref).numpy()
+    read = np.zeros(graph.n_nodes, bool)
+    read[[r[0] for r in neuron_reads + head_reads] + [graph.target_index]] = True
+    result[:, read] -= base[read]
+    result[:, ~read] = 0.0
     return result
