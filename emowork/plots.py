@@ -414,11 +414,12 @@ GRAPH_KIND_COLORS = {"token": GREY, "head": OKABE_ITO["bluish_green"], "neuron":
                      "error": "#D0D0D0", "target": OKABE_ITO["black"]}
 
 
-def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: int = 400) -> go.Figure:
+def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: int = 400, highlight: Sequence[int] = ()) -> go.Figure:
     """An attribution graph (:class:`emowork.circuits.AttributionGraph`, best pruned first): tokens along the bottom,
     one row per sublayer (block L's attention on row 2L, its MLP on 2L + 1), the target on top; node size by
     influence on the target, edges coloured by sign (vermillion positive, blue negative) with width by weight; the
-    ``max_edges`` heaviest edges drawn. Hover shows a node's layer, index, activation, input and influence."""
+    ``max_edges`` heaviest edges drawn; nodes in ``highlight`` get a thick yellow outline. Hover shows a node's layer,
+    index, activation, input and influence; each marker's ``customdata[-1]`` is its node index (for click handlers)."""
     influence, _ = graph.influence()
     n_layers = int(graph.meta.get("n_layers", max(n.layer for n in graph.nodes)))
     rows = [(-1 if n.kind == "token" else 2 * n_layers if n.kind == "target" else n.order) for n in graph.nodes]
@@ -447,8 +448,10 @@ def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: in
         nodes = [graph.nodes[i] for i in members]
         fig.add_trace(go.Scatter(
             x=[x[i] for i in members], y=[y[i] for i in members], mode="markers", name=kind,
-            marker={"color": color, "size": [6 + 22 * float(influence[i]) / top for i in members], "line": {"width": 1, "color": "#444"}},
-            customdata=[[n.label, n.layer, n.index, n.activation, n.value, float(influence[i])] for n, i in zip(nodes, members)],
+            marker={"color": color, "size": [6 + 22 * float(influence[i]) / top for i in members],
+                    "line": {"width": [4 if i in highlight else 1 for i in members],
+                             "color": [OKABE_ITO["yellow"] if i in highlight else "#444" for i in members]}},
+            customdata=[[n.label, n.layer, n.index, n.activation, n.value, float(influence[i]), i] for n, i in zip(nodes, members)],
             hovertemplate="%{customdata[0]}<br>layer %{customdata[1]}, index %{customdata[2]}<br>activation %{customdata[3]:.3f}"
                           "<br>input %{customdata[4]:.3f}<br>influence %{customdata[5]:.3f}<extra></extra>"))
     ticks = sorted({n.position for n in graph.nodes})
@@ -460,4 +463,18 @@ def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: in
                "ticktext": ["tokens", *[f"L{r // 2}" for r in range(0, 2 * n_layers, max(1, n_layers // 6) * 2)], "target"],
                "title": "sublayer (attention, then MLP, per block)"},
         height=520)
+    return styled(fig)
+
+
+def graph_direct_writes(by_emotion: dict[str, dict[str, Any]], title: str) -> go.Figure:
+    """Per emotion: what the circuit's nodes write directly onto the emotion's reference direction at the last token
+    (``direct``), next to a random circuit of the same shape (``random_direct``, grey), each ``{mean, low, high}``."""
+    emotions = list(by_emotion)
+    fig = go.Figure()
+    for key, name, color in (("direct", "circuit", METHOD_COLORS["circuit"]), ("random_direct", "random circuit", GREY)):
+        rows = [by_emotion[e][key] for e in emotions]
+        fig.add_trace(go.Bar(x=emotions, y=[r["mean"] for r in rows], name=name, marker_color=color,
+                             error_y={"type": "data", "symmetric": False, "array": [r["high"] - r["mean"] for r in rows],
+                                      "arrayminus": [r["mean"] - r["low"] for r in rows]}))
+    fig.update_layout(title=title, barmode="group", yaxis_title="direct write onto the reference direction", xaxis_title="emotion")
     return styled(fig)

@@ -73,7 +73,7 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     record = read(out / "run.json")
     circuits = record["circuits"]
     n_layers = record["model"]["facts"]["n_layers"]
-    assert record["complete"] and record["stages"][-1] == "circuits"
+    assert record["complete"] and record["stages"][-2:] == ["circuits", "graphs"]
     assert set(circuits["influence"]) == set(record["elicitation"]["accuracy_by_emotion"])
     assert len(circuits["influence"]["anger"]["mlp"]) == n_layers and circuits["stable_layers"]
     assert circuits["size"] == 10 * 2 * n_layers and len(circuits["random_accuracy"]["per_seed"]) == 5
@@ -88,6 +88,16 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     from emowork.circuits import Circuit
 
     assert Circuit.load(out / "artifacts" / "circuits").size() == circuits["size"]
+    # The opt-in graphs stage: one viewer file per emotion, valid against the schema; the control's numbers
+    graphs = record["graphs"]
+    assert set(graphs["by_emotion"]) == set(circuits["influence"]) and graphs["n_prompts"] == 2
+    for row in graphs["by_emotion"].values():
+        for key in ("direct", "random_direct", "share"):
+            assert row[key]["low"] <= row[key]["mean"] <= row[key]["high"], key
+    from emowork.circuits import validate_viewer_json
+
+    validate_viewer_json(read(out / "artifacts" / "graphs" / "anger.json"))
+    assert (out / "figures" / "graphs_direct.html").exists() and (out / "figures" / "graphs_anger.html").exists()
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out), "--stages", "circuitz"]) == 2
     assert "stages are: check" in capsys.readouterr().err

@@ -53,7 +53,10 @@ def _quiet_norm_edits():
         yield
 
 
-_READ_MAPS: dict[tuple[int, str, str], Any] = {}  # the last circuit's read maps, reused for its next prompts
+# Small caches (oldest dropped first): read maps of the last two (circuit, emotion) pairs, reused for their next
+# prompts, and the clean captures of the last four prompts, reused across emotions and circuits.
+_READ_MAPS: dict[tuple[int, str, str, str], Any] = {}
+_CLEAN: dict[tuple[int, str, str], Any] = {}
 NODE_KINDS = ("token", "head", "neuron", "error", "target")
 SITES = ("attn", "mlp")
 
@@ -375,16 +378,22 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
     enc = handle.encode([prompt])
     T = int(enc["input_ids"].shape[1])
     window = _window(T, positions)
-    clean = _capture_clean(handle, enc)
+    clean_key = (id(handle), handle.fingerprint, prompt)
+    if clean_key not in _CLEAN:  # one capture per prompt serves every emotion and circuit
+        while len(_CLEAN) >= 4:
+            _CLEAN.pop(next(iter(_CLEAN)))
+        _CLEAN[clean_key] = _capture_clean(handle, enc)
+    clean = _CLEAN[clean_key]
     neuron_units: dict[int, list[int]] = {}
     for L, i in circuit.units[emotion]["neuron"].tolist():
         neuron_units.setdefault(int(L), []).append(int(i))
     head_units: dict[int, list[int]] = {}
     for L, h in circuit.units[emotion]["head"].tolist():
         head_units.setdefault(int(L), []).append(int(h))
-    cache_key = (id(handle), circuit.sha256, emotion)
+    cache_key = (id(handle), handle.fingerprint, circuit.sha256, emotion)
     if cache_key not in _READ_MAPS:  # the maps depend on the weights and the circuit, not on the prompt
-        _READ_MAPS.clear()
+        while len(_READ_MAPS) >= 2:
+            _READ_MAPS.pop(next(iter(_READ_MAPS)))
         _READ_MAPS[cache_key] = read_maps(handle, neuron_units, head_units)
     maps = _READ_MAPS[cache_key]
 

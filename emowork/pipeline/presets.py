@@ -35,7 +35,8 @@ class Preset:
     ``judged_k``: neurons edited in judged edits; ``influence_groups``: analysis groups whose neutral prompts measure
     sublayer influence; ``circuit_groups``: neutral test groups (one skeleton per theme) of the circuit comparison
     (None: every test group); ``circuit_scales``: the modulation scale sweep; ``circuit_budgets``: components per
-    sublayer of the budget curve; ``random_seeds``: random circuits (the control).
+    sublayer of the budget curve; ``random_seeds``: random circuits (the control); ``graph_prompts``: neutral
+    analysis prompts per emotion's attribution graph; ``graph_positions``: last tokens that carry circuit nodes.
     """
 
     name: str
@@ -55,6 +56,8 @@ class Preset:
     circuit_scales: tuple[float, ...]
     circuit_budgets: tuple[int, ...]
     random_seeds: int
+    graph_prompts: int
+    graph_positions: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,17 +67,18 @@ PRESETS = {
     "fast": Preset("fast", analysis_per_theme=1, max_new_tokens=32, transfer_per_emotion=10, sweep=tuple(FAST_SETTINGS),
                    sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False, sample_groups=8,
                    dose_all_layers=False, judged_groups=2, judged_k=16,
-                   influence_groups=4, circuit_groups=2, circuit_scales=(1.0, 4.0), circuit_budgets=(1, 10), random_seeds=5),
+                   influence_groups=4, circuit_groups=2, circuit_scales=(1.0, 4.0), circuit_budgets=(1, 10), random_seeds=5,
+                   graph_prompts=2, graph_positions=4),
     "standard": Preset("standard", analysis_per_theme=2, max_new_tokens=48, transfer_per_emotion=25,
                        sweep=tuple(FAST_SETTINGS), sweep_per_theme=1, sweep_neutral_only=True, final_on_all_test=False,
                        sample_groups=24, dose_all_layers=False, judged_groups=4, judged_k=16,
                        influence_groups=8, circuit_groups=4, circuit_scales=(0.5, 1.0, 2.0, 4.0), circuit_budgets=(1, 2, 5, 10, 20),
-                       random_seeds=5),
+                       random_seeds=5, graph_prompts=3, graph_positions=8),
     "full": Preset("full", analysis_per_theme=None, max_new_tokens=100, transfer_per_emotion=None,
                    sweep=tuple(DEFAULT_SETTINGS), sweep_per_theme=2, sweep_neutral_only=False, final_on_all_test=True,
                    sample_groups=96, dose_all_layers=True, judged_groups=None, judged_k=64,
                    influence_groups=48, circuit_groups=None, circuit_scales=(0.5, 1.0, 2.0, 4.0), circuit_budgets=(1, 2, 5, 10, 20),
-                   random_seeds=5),
+                   random_seeds=5, graph_prompts=16, graph_positions=16),
 }
 
 
