@@ -1,6 +1,8 @@
 """Attribution graphs on tiny models: every node's incoming edges plus its bias add up to its input; taking one
 source's write out of a frozen forward pass changes every node by exactly the edge weight; pruning, export."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,47 @@ def test_export_validates_round_trips_and_averages(built, tmp_path):
     assert target == pytest.approx((graph.nodes[graph.target_index].value + other.nodes[other.target_index].value) / 2)
     fig = attribution_graph_figure(pruned)
     assert {t.name for t in fig.data if t.mode == "markers"} >= {"target"}
+
+
+def test_viewer_prunes_selects_pins_and_saves(tmp_path):
+    from .conftest import load_tiny
+    from emowork.panels.graph_view import GraphView, top_activating
+    from widgets.graph_viewer import GraphViewer
+
+    handle = load_tiny("tiny-llama")
+    one = toy_circuit(handle)
+    circuit = Circuit(["anger", "fear"], one.n_layers, one.d_mlp, one.n_heads, one.d_head,
+                      {e: one.units["anger"] for e in ("anger", "fear")}, {e: one.scores["anger"] for e in ("anger", "fear")},
+                      {e: one.deltas["anger"] for e in ("anger", "fear")})
+    refs = torch.nn.functional.normalize(torch.randn(2, handle.facts.d_model, generator=torch.Generator().manual_seed(2)), dim=-1)
+    prompts = {"rain": handle.format_chat("The rain stopped."), "mail": handle.format_chat("A letter came.")}
+    graphs = {e: {name: attribution_graph(handle, circuit, p, e, refs[k], positions=3) for name, p in prompts.items()}
+              for k, e in enumerate(circuit.emotions)}
+    view = GraphView(graphs, share=0.5, examples=top_activating(handle, list(prompts.values()), k=2))
+    small = view.shown.n_nodes
+    assert view.set_share(0.95).n_nodes >= small
+    heads = [i for i, n in enumerate(view.shown.nodes) if n.kind in ("head", "neuron")]
+    assert heads, "a pruned graph at 95% keeps some circuit node"
+    details = view.select(heads[0])
+    assert set(details["contribution_by_emotion"]) == {"anger", "fear"}  # the same node in both emotions' graphs
+    side = view.side_panel_html()
+    assert details["label"] in side and "top-activating prompts" in side and side.count("<span title=") > 10
+    view.pin(heads[0])
+    view.pin(view.shown.target_index)
+    out = view.save_pinned("pair", tmp_path)
+    saved = json.loads((out / "pair.json").read_text())
+    assert len(saved["nodes"]) == 2 and len(saved["qParams"]["pinnedIds"]) == 2
+    with pytest.raises(CircuitError, match="name the subgraph"):
+        view.save_pinned("../x", tmp_path)
+    view.choose(emotion="fear")
+    assert view.emotion == "fear" and view.prompt == "rain" and view.selected is None
+    # the widget drives the same object
+    panel = GraphViewer(graphs, folder=tmp_path)
+    panel.emotion.value = "fear"
+    panel.prompt.value = "mail"
+    assert panel.view.prompt == "mail" and panel.node.options
+    panel.node.index = 0  # the most influential node
+    assert panel.view.selected == panel.node.value and "incoming edges" in panel.side.value
+    panel.pin()
+    assert panel.save("first") is not None and (tmp_path / "first" / "pins.json").exists()
+    assert panel.save("") is None and "name the subgraph" in panel.status.value

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..hooks.attach import StopForward, attach_hooks
+from ..hooks.sites import hook_name
 from .assembly import Circuit, CircuitError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -235,8 +236,9 @@ def pre_activation_site(handle: "ModelHandle") -> str:
 
 
 def freezing_hooks(handle: "ModelHandle", clean: _Clean) -> list[tuple[str, Any]]:
-    """Hooks that freeze every normalisation scale, attention pattern and MLP gate at their values in ``clean``
-    (for checking edges against a real forward pass; the build itself never needs them)."""
+    """Hooks that freeze every normalisation scale and attention pattern at their values in ``clean`` (for checking
+    edges against a real forward pass; the build itself never needs them). A gated MLP's gate needs no freezing: the
+    neurons' input is the up projection, and the frozen pass replaces every MLP's output."""
     hooks: list[tuple[str, Any]] = []
     dtype = next(handle.hf_model.parameters()).dtype
     for L in range(handle.facts.n_layers):
@@ -253,27 +255,27 @@ def _const(value: torch.Tensor, dtype: torch.dtype) -> Any:
 def _capture_clean(handle: "ModelHandle", enc: dict[str, torch.Tensor]) -> _Clean:
     f = handle.facts
     pre_site = pre_activation_site(handle)
-    names = ["blocks.0.hook_resid_pre", f"blocks.{f.n_layers - 1}.hook_resid_post"]
+    names = [hook_name("resid_pre", 0), hook_name("resid_post", f.n_layers - 1)]
     for L in range(f.n_layers):
-        names += [f"blocks.{L}.{s}" for s in ("hook_attn_out", "hook_mlp_out", "attn.hook_z", "attn.hook_pattern",
-                                              "ln1.hook_scale", "ln2.hook_scale", pre_site, "mlp.hook_post")]
+        names += [hook_name(site, L) for site in ("attn_out", "mlp_out", "z", "mlp_post")]
+        names += [f"blocks.{L}.{s}" for s in ("attn.hook_pattern", "ln1.hook_scale", "ln2.hook_scale", pre_site)]
     seen: dict[str, torch.Tensor] = {}
     hooks = [(n, lambda act, hook, _n=n: seen.__setitem__(_n, act[0].detach().double().cpu())) for n in names]
     with torch.no_grad(), attach_hooks(handle, hooks):
         handle.hf_model(**enc, use_cache=False)
     T = enc["input_ids"].shape[1]
-    g = lambda L, s: seen[f"blocks.{L}.{s}"]  # noqa: E731
+    g = lambda L, s: seen[hook_name(s, L) if s in ("attn_out", "mlp_out", "z", "mlp_post") else f"blocks.{L}.{s}"]  # noqa: E731
     return _Clean(
-        embed=seen["blocks.0.hook_resid_pre"],
-        attn_out=[g(L, "hook_attn_out") for L in range(f.n_layers)],
-        mlp_out=[g(L, "hook_mlp_out") for L in range(f.n_layers)],
-        z=[g(L, "attn.hook_z").reshape(T, f.n_heads, f.d_head) for L in range(f.n_layers)],
+        embed=seen[hook_name("resid_pre", 0)],
+        attn_out=[g(L, "attn_out") for L in range(f.n_layers)],
+        mlp_out=[g(L, "mlp_out") for L in range(f.n_layers)],
+        z=[g(L, "z").reshape(T, f.n_heads, f.d_head) for L in range(f.n_layers)],
         pattern=[g(L, "attn.hook_pattern") for L in range(f.n_layers)],
         scale1=[g(L, "ln1.hook_scale").reshape(T) for L in range(f.n_layers)],
         scale2=[g(L, "ln2.hook_scale").reshape(T) for L in range(f.n_layers)],
         pre=[g(L, pre_site) for L in range(f.n_layers)],
-        post=[g(L, "mlp.hook_post") for L in range(f.n_layers)],
-        final=seen[f"blocks.{f.n_layers - 1}.hook_resid_post"][-1],
+        post=[g(L, "mlp_post") for L in range(f.n_layers)],
+        final=seen[hook_name("resid_post", f.n_layers - 1)][-1],
     )
 
 
@@ -311,15 +313,15 @@ def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[
 
     hooks: list[tuple[str, Any]] = []
     for L in range(last + 1):
-        hooks += [(f"blocks.{L}.hook_resid_pre", leaf(f"pre{L}")), (f"blocks.{L}.hook_resid_mid", leaf(f"mid{L}")),
+        hooks += [(hook_name("resid_pre", L), leaf(f"pre{L}")), (hook_name("resid_mid", L), leaf(f"mid{L}")),
                   (f"blocks.{L}.ln1.hook_scale", lambda a, hook: torch.ones_like(a)),
                   (f"blocks.{L}.ln2.hook_scale", lambda a, hook: torch.ones_like(a))]
         if L in heads:
-            hooks.append((f"blocks.{L}.attn.hook_z", keep(f"z{L}")))
+            hooks.append((hook_name("z", L), keep(f"z{L}")))
         if L in neurons:
             hooks.append((f"blocks.{L}.{pre_site}", keep(f"u{L}", stop=L == last)))
     if last not in neurons:
-        hooks.append((f"blocks.{last}.hook_resid_mid", keep("end", stop=True)))
+        hooks.append((hook_name("resid_mid", last), keep("end", stop=True)))
     ids = torch.zeros(rows, 1, dtype=torch.long, device=device)
     with torch.enable_grad(), _quiet_norm_edits(), attach_hooks(handle, hooks):
         try:
@@ -582,29 +584,26 @@ def edges_by_patching(handle: "ModelHandle", graph: AttributionGraph, reference:
                 return new.to(act.device, act.dtype)
             return hook
 
-        hooks: list[tuple[str, Any]] = [("blocks.0.hook_resid_pre", replace(clean.embed, (-1, "embed"), False))]
+        hooks: list[tuple[str, Any]] = [(hook_name("resid_pre", 0), replace(clean.embed, (-1, "embed"), False))]
         if frozen:
-            for L in range(f.n_layers):
-                hooks += [(f"blocks.{L}.ln1.hook_scale", _const(clean.scale1[L][None, :, None], dtype)),
-                          (f"blocks.{L}.ln2.hook_scale", _const(clean.scale2[L][None, :, None], dtype)),
-                          (f"blocks.{L}.attn.hook_pattern", _const(clean.pattern[L][None], dtype))]
+            hooks += freezing_hooks(handle, clean)
         for L in range(f.n_layers):
-            hooks += [(f"blocks.{L}.hook_attn_out", replace(clean.attn_out[L], (L, "attn"), frozen)),
-                      (f"blocks.{L}.hook_mlp_out", replace(clean.mlp_out[L], (L, "mlp"), frozen))]
-            hooks += [(f"blocks.{L}.{s}", lambda act, hook, _n=f"{L}.{s}": seen.__setitem__(_n, act.detach().double().cpu()))
-                      for s in ("attn.hook_z", pre_site)]
-        last = f"blocks.{f.n_layers - 1}.hook_resid_post"
+            hooks += [(hook_name("attn_out", L), replace(clean.attn_out[L], (L, "attn"), frozen)),
+                      (hook_name("mlp_out", L), replace(clean.mlp_out[L], (L, "mlp"), frozen))]
+            hooks += [(name, lambda act, hook, _n=name: seen.__setitem__(_n, act.detach().double().cpu()))
+                      for name in (hook_name("z", L), f"blocks.{L}.{pre_site}")]
+        last = hook_name("resid_post", f.n_layers - 1)
         hooks.append((last, lambda act, hook: seen.__setitem__("final", act.detach().double().cpu())))
         with torch.no_grad(), _quiet_norm_edits(), attach_hooks(handle, hooks):
             ids = enc["input_ids"].to(device).expand(B, -1)
             handle.hf_model(input_ids=ids, attention_mask=enc["attention_mask"].to(device).expand(B, -1), use_cache=False)
         if neuron_reads:
             idx = np.array([r[0] for r in neuron_reads])
-            stacked = torch.stack([seen[f"{L}.{pre_site}"][:, q, i] for _, L, q, i in neuron_reads], 1)  # [B, n]
+            stacked = torch.stack([seen[f"blocks.{L}.{pre_site}"][:, q, i] for _, L, q, i in neuron_reads], 1)  # [B, n]
             result[start:start + B, idx] = stacked.numpy()
         if head_reads:
             idx = np.array([r[0] for r in head_reads])
-            z = torch.stack([seen[f"{L}.attn.hook_z"].reshape(B, T, f.n_heads, f.d_head)[:, q, h] for _, L, q, h in head_reads], 1)
+            z = torch.stack([seen[hook_name("z", L)].reshape(B, T, f.n_heads, f.d_head)[:, q, h] for _, L, q, h in head_reads], 1)
             result[start:start + B, idx] = torch.einsum("bnd,nd->bn", z, w_z).numpy()
         t = graph.target_index
         result[start:start + B, t] = (seen["final"][:, -1] @ ref).numpy()

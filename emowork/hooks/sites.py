@@ -54,6 +54,11 @@ class SiteSpec:
         return self.hook_template.format(layer=layer)
 
 
+def hook_name(site: str, layer: int) -> str:
+    """The bridge hook name of a site (a key of ``SITE_HOOKS``) at ``layer``, e.g. ``hook_name("z", 3)``."""
+    return SITE_HOOKS[site].format(layer=layer)
+
+
 def site_width(site: str, d_model: int, d_mlp: int, n_heads: int, d_head: int) -> int:
     """Width of one position's activation at ``site`` for a model with these sizes."""
     if site == "mlp_post":

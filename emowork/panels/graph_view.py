@@ -15,6 +15,7 @@ from .. import plots
 from ..circuits.assembly import CircuitError
 from ..circuits.graph import AttributionGraph
 from ..hooks.attach import attach_hooks
+from ..hooks.sites import hook_name
 from ..storage import atomic_write_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,7 +30,7 @@ def top_activating(handle: "ModelHandle", prompts: Sequence[str], k: int = 3) ->
     def examples(node: Any) -> list[dict[str, Any]]:
         if node.kind not in ("neuron", "head"):
             return []
-        name = f"blocks.{node.layer}.mlp.hook_post" if node.kind == "neuron" else f"blocks.{node.layer}.attn.hook_z"
+        name = hook_name("mlp_post", node.layer) if node.kind == "neuron" else hook_name("z", node.layer)
         enc = handle.encode(list(prompts))
         seen: dict[str, torch.Tensor] = {}
         with torch.no_grad(), attach_hooks(handle, [(name, lambda act, hook: seen.__setitem__("a", act.detach().float().cpu()))]):
