@@ -59,9 +59,13 @@ class Preset:
     graph_prompts: int
     graph_positions: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self, without: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The sizes as a dict; a stage's settings leave ``without`` the fields only later stages read
+        (:data:`GRAPH_FIELDS`), so adding them did not make finished earlier stages run again."""
+        return {k: v for k, v in asdict(self).items() if k not in without}
 
+
+GRAPH_FIELDS = ("graph_prompts", "graph_positions")  # read by the graphs stage only
 
 PRESETS = {
     "fast": Preset("fast", analysis_per_theme=1, max_new_tokens=32, transfer_per_emotion=10, sweep=tuple(FAST_SETTINGS),

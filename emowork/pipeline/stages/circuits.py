@@ -16,6 +16,7 @@ from ...data import load_sev
 from ...judge import load_judge
 from ...prompts import build_prompts
 from ...storage import atomic_write_text
+from ..presets import GRAPH_FIELDS
 from ..base import RunContext, Stage, StageOutput
 from .judging import decoding
 from .preparation import analysis_split
@@ -59,7 +60,7 @@ class CircuitsStage(Stage):
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "directions" / "directions.json"
         steering = ctx.results.get("steering", {})
-        return {"preset": ctx.preset.as_dict(), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
+        return {"preset": ctx.preset.as_dict(without=GRAPH_FIELDS), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
                 "judge": load_judge(ctx.settings.judge).describe(), "decoding": decoding(ctx).as_dict(),
                 "steering": [steering.get("window"), steering.get("alpha"), steering.get("mode")]}
 

@@ -14,6 +14,7 @@ from ...data import load_sev
 from ...analysis.directions import EmotionDirections
 from ...judge import load_judge
 from ...storage import atomic_write_json
+from ..presets import GRAPH_FIELDS
 from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
 from .judging import decoding
@@ -48,7 +49,7 @@ class ComponentsStage(Stage):
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "directions" / "directions.json"
-        return {"preset": ctx.preset.as_dict(), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
+        return {"preset": ctx.preset.as_dict(without=GRAPH_FIELDS), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
                 "judge": load_judge(ctx.settings.judge).describe(), "decoding": decoding(ctx).as_dict()}
 
     def run(self, ctx: RunContext) -> StageOutput:

@@ -17,6 +17,7 @@ from ...judge import load_judge
 from ...prompts import PARAPHRASE_TEMPLATES
 from ...analysis.steering_sweep import run_sweep
 from ...storage import atomic_write_text
+from ..presets import GRAPH_FIELDS
 from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
 from .judging import decoding
@@ -172,7 +173,7 @@ class SteeringStage(Stage):
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "directions" / "directions.json"
         elicited = ctx.results.get("elicitation", {})
-        return {"preset": ctx.preset.as_dict(), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
+        return {"preset": ctx.preset.as_dict(without=GRAPH_FIELDS), "directions": json.loads(path.read_text())["provenance"]["groups"] if path.exists() else None,
                 "decoding": decoding(ctx).as_dict(), "judge": load_judge(ctx.settings.judge).describe(),
                 "prompting": [elicited.get("accuracy"), elicited.get("accuracy_ci95")]}  # the summary compares with it
 
