@@ -156,10 +156,7 @@ def mean_graph(graphs: Sequence[AttributionGraph]) -> AttributionGraph:
     W = min(len(g.tokens) for g in graphs)
     keys: dict[tuple, int] = {}
     proto: list[Node] = []
-    edges: dict[tuple[int, int], float] = {}
-    bias: dict[int, float] = {}
-    value: dict[int, float] = {}
-    activation: dict[int, float] = {}
+    mapped_all: list[np.ndarray] = []
     for g in graphs:
         T = len(g.tokens)
         mapped = []
@@ -172,19 +169,22 @@ def mean_graph(graphs: Sequence[AttributionGraph]) -> AttributionGraph:
                 label = "context" if pos == 0 and n.kind == "token" else n.label.split("@")[0] + (f"@{pos}" if n.kind != "target" else "")
                 proto.append(Node(n.kind, n.layer, n.site, index, pos, 0.0, 0.0, label))
             mapped.append(keys[key])
-        mapped_arr = np.asarray(mapped)
-        for i, n in enumerate(g.nodes):
-            j = mapped[i]
-            bias[j] = bias.get(j, 0.0) + g.bias[i] / len(graphs)
-            value[j] = value.get(j, 0.0) + n.value / len(graphs)
-            activation[j] = activation.get(j, 0.0) + n.activation / len(graphs)
-        for s, t, w in zip(mapped_arr[g.sources], mapped_arr[g.targets], g.weights):
-            edges[(int(s), int(t))] = edges.get((int(s), int(t)), 0.0) + float(w) / len(graphs)
-    nodes = [Node(n.kind, n.layer, n.site, n.index, n.position, activation[i], value[i], n.label) for i, n in enumerate(proto)]
-    pairs = np.array(list(edges), dtype=np.int64).reshape(-1, 2)
+        mapped_all.append(np.asarray(mapped, dtype=np.int64))
+    N, k = len(proto), len(graphs)
+    bias, value, activation = np.zeros(N), np.zeros(N), np.zeros(N)
+    edge_keys, edge_weights = [], []
+    for g, mapped in zip(graphs, mapped_all):
+        np.add.at(bias, mapped, g.bias / k)
+        np.add.at(value, mapped, np.array([n.value for n in g.nodes]) / k)
+        np.add.at(activation, mapped, np.array([n.activation for n in g.nodes]) / k)
+        edge_keys.append(mapped[g.sources] * N + mapped[g.targets])
+        edge_weights.append(g.weights / k)
+    unique, inverse = np.unique(np.concatenate(edge_keys), return_inverse=True)
+    summed = np.bincount(inverse, weights=np.concatenate(edge_weights), minlength=len(unique))
+    nodes = [Node(n.kind, n.layer, n.site, n.index, n.position, float(activation[i]), float(value[i]), n.label) for i, n in enumerate(proto)]
     tokens = ["(context)"] + [graphs[-1].tokens[len(graphs[-1].tokens) - W + p] if len({g.tokens[len(g.tokens) - W + p] for g in graphs}) == 1
                               else f"(token {p - W})" for p in range(W)]
     meta = {**graphs[0].meta, "n_prompts": len(graphs), "aligned_positions": W, "n_tokens": W + 1}
     meta.pop("pruned_share", None)
-    return AttributionGraph(nodes, pairs[:, 0], pairs[:, 1], np.array(list(edges.values())), np.array([bias[i] for i in range(len(nodes))]),
-                            tokens, f"mean over {len(graphs)} prompts", graphs[0].emotion, meta)
+    return AttributionGraph(nodes, unique // N, unique % N, summed, bias, tokens, f"mean over {len(graphs)} prompts",
+                            graphs[0].emotion, meta)
