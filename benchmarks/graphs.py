@@ -12,7 +12,8 @@ prompt is the first neutral prompt of the analysis split.
    time patching would need for the whole graph (the ratio against the build), and the largest difference between
    the patched changes and the edges over all nodes is printed.
 3. Without freezing (plain activation patching, direct and indirect effects, scales and patterns free): for the
-   ``--top-edges`` heaviest edges, the correlation of the edge weights with the patched changes.
+   ``--top-edges`` heaviest edges, and for the heaviest edges whose source is one of the circuit's neurons or heads,
+   the correlation of the edge weights with the patched changes.
 
 The last line is JSON; ``--out FOLDER`` also writes it there as ``graphs.json`` with the pruned graph's viewer JSON.
 """
@@ -72,27 +73,35 @@ def main() -> None:
     max_diff = float(np.abs(patched - expected).max())
     per_source = patch_s / len(sources)
 
-    heaviest = np.argsort(-np.abs(graph.weights))[: args.top_edges]
-    free_sources = sorted({int(graph.sources[m]) for m in heaviest})
+    by_weight = np.argsort(-np.abs(graph.weights))
+    heaviest = by_weight[: args.top_edges]
+    from_circuit = np.isin(kinds[graph.sources], ["head", "neuron"])
+    heaviest_circuit = by_weight[from_circuit[by_weight]][: args.top_edges]
+    free_sources = sorted({int(graph.sources[m]) for m in [*heaviest, *heaviest_circuit]})
     free = edges_by_patching(handle, graph, reference, free_sources, frozen=False, batch=8)
     row = {s: i for i, s in enumerate(free_sources)}
-    edge_w = graph.weights[heaviest]
-    patch_w = np.array([-free[row[int(graph.sources[m])], int(graph.targets[m])] for m in heaviest])
-    correlation = float(np.corrcoef(edge_w, patch_w)[0, 1]) if len(heaviest) > 2 else float("nan")
+
+    def correlation_of(edges: np.ndarray) -> float:
+        patch_w = np.array([-free[row[int(graph.sources[m])], int(graph.targets[m])] for m in edges])
+        return float(np.corrcoef(graph.weights[edges], patch_w)[0, 1]) if len(edges) > 2 else float("nan")
+
+    correlation, correlation_circuit = correlation_of(heaviest), correlation_of(heaviest_circuit)
 
     summary = {"model": handle.name, "device": str(handle.device), "emotion": args.emotion, "positions": positions,
                "n_tokens": len(graph.tokens), "circuit_size": circuit.size(args.emotion), "nodes": graph.summary()["nodes"],
                "edges": n_edges, "build_s": build_s, "edges_per_s": n_edges / build_s,
                "patched_sources": len(sources), "patch_s_per_source": per_source, "patch_all_sources_s_estimate": per_source * n_sources,
                "ratio": per_source * n_sources / build_s, "max_abs_diff_frozen": max_diff, "largest_edge": float(np.abs(graph.weights).max()),
-               "top_edges": len(heaviest), "corr_with_unfrozen_patching": correlation}
+               "top_edges": len(heaviest), "corr_with_unfrozen_patching": correlation,
+               "corr_with_unfrozen_patching_circuit_sources": correlation_circuit}
     print(handle)
     print(f"graph of {args.emotion} on a {len(graph.tokens)}-token prompt: {graph.n_nodes} nodes, {n_edges} edges")
     print(f"exact build                      : {build_s:8.2f} s  ({n_edges / build_s:,.0f} edges/s)")
     print(f"patching one source at a time    : {per_source:8.3f} s per source x {n_sources} sources = {per_source * n_sources:,.0f} s (estimated from {len(sources)})")
     print(f"ratio                            : {per_source * n_sources / build_s:8.1f}x   largest difference {max_diff:.2e} "
           f"(largest |edge| {summary['largest_edge']:.2e})")
-    print(f"unfrozen patching, {len(heaviest)} heaviest edges: correlation {correlation:.3f}")
+    print(f"unfrozen patching, {len(heaviest)} heaviest edges: correlation {correlation:.3f}; "
+          f"{len(heaviest_circuit)} heaviest edges from circuit neurons and heads: {correlation_circuit:.3f}")
     print(json.dumps(summary))
     if args.out:
         out = Path(args.out)

@@ -227,14 +227,14 @@ def judge_card(measured: Mapping[str, Any], card: Mapping[str, Any] | None) -> s
 
 def graphs(by_emotion: Mapping[str, Mapping[str, Any]], n_prompts: int) -> list[str]:
     """Attribution graphs: per emotion, what the circuit's nodes write directly onto the emotion's reference direction
-    at the last token, against a random circuit of the same shape. ``by_emotion[e]``: ``direct`` and ``random_direct``
-    (``{mean, low, high}`` over prompts), ``share`` (``{mean, low, high}``: the circuit nodes' share of the target's
-    absolute direct input)."""
+    at the last token, against random circuits of the same shape. ``by_emotion[e]``: ``direct`` (``{mean, low, high}``
+    over prompts), ``random_direct`` (over random circuits x prompts), ``share`` (``{mean, low, high}``: the circuit
+    nodes' share of the target's absolute direct input)."""
     out = []
     for emotion, row in by_emotion.items():
         text = (f"{emotion}: over {n_prompts} neutral prompts the circuit's neurons and heads write "
                 f"{interval(row['direct'], percent=False, digits=2)} onto the reference direction at the last token "
                 f"({interval(row['share'])} of the target's absolute direct input); "
-                + compare(row["direct"], row["random_direct"], "the circuit", "a random circuit of the same shape", percent=False))
+                + compare(row["direct"], row["random_direct"], "the circuit", "random circuits of the same shape", percent=False))
         out.append(text + ".")
     return out

@@ -65,6 +65,16 @@ def test_removing_a_source_changes_every_node_by_its_edge(built):
     np.testing.assert_allclose(changes, expected, atol=1e-4 * np.abs(expected).max())
 
 
+def test_direct_write_is_the_circuit_nodes_edges_into_the_target(built):
+    from emowork.circuits.graph import direct_write
+
+    handle, circuit, reference, graph = built
+    into = graph.targets == graph.target_index
+    mine = np.isin([graph.nodes[s].kind for s in graph.sources[into]], ["head", "neuron"])
+    expected = graph.weights[into][mine].sum()
+    assert direct_write(handle, circuit, graph.prompt, "anger", reference) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
 def test_pruning_keeps_the_target_and_the_influential_part(built):
     _, _, _, graph = built
     node_influence, edge_influence = graph.influence()

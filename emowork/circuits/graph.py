@@ -230,6 +230,16 @@ class _Clean:
     final: torch.Tensor  # [D] last block's resid_post at the last token
 
 
+def _clean_for(handle: "ModelHandle", prompt: str, enc: dict[str, torch.Tensor]) -> _Clean:
+    """The clean capture of ``prompt`` (cached: one capture serves every emotion and circuit on that prompt)."""
+    key = (id(handle), handle.fingerprint, prompt)
+    if key not in _CLEAN:
+        while len(_CLEAN) >= 4:
+            _CLEAN.pop(next(iter(_CLEAN)))
+        _CLEAN[key] = _capture_clean(handle, enc)
+    return _CLEAN[key]
+
+
 def pre_activation_site(handle: "ModelHandle") -> str:
     """The hook holding the neurons' pre-activation: the up projection of a gated MLP, else the activation's input."""
     return "mlp.hook_pre_linear" if handle.facts.gated_mlp else "mlp.hook_pre"
@@ -380,12 +390,7 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
     enc = handle.encode([prompt])
     T = int(enc["input_ids"].shape[1])
     window = _window(T, positions)
-    clean_key = (id(handle), handle.fingerprint, prompt)
-    if clean_key not in _CLEAN:  # one capture per prompt serves every emotion and circuit
-        while len(_CLEAN) >= 4:
-            _CLEAN.pop(next(iter(_CLEAN)))
-        _CLEAN[clean_key] = _capture_clean(handle, enc)
-    clean = _CLEAN[clean_key]
+    clean = _clean_for(handle, prompt, enc)
     neuron_units: dict[int, list[int]] = {}
     for L, i in circuit.units[emotion]["neuron"].tolist():
         neuron_units.setdefault(int(L), []).append(int(i))
@@ -612,3 +617,17 @@ def edges_by_patching(handle: "ModelHandle", graph: AttributionGraph, reference:
     result[:, read] -= base[read]
     result[:, ~read] = 0.0
     return result
+
+
+def direct_write(handle: "ModelHandle", circuit: Circuit, prompt: str, emotion: str, reference: torch.Tensor) -> float:
+    """What ``emotion``'s part of ``circuit`` writes straight onto ``reference`` ``[D]`` at the last token of ``prompt``:
+    the sum of its neurons' and heads' edges into the target of :func:`attribution_graph`, without building the graph
+    (one clean capture, shared with the graphs of that prompt)."""
+    clean = _clean_for(handle, prompt, handle.encode([prompt]))
+    ref = reference.detach().double().cpu()
+    total = 0.0
+    for L, h in circuit.units[emotion]["head"].tolist():
+        total += float(clean.z[L][-1, h] @ (handle.W_O(L)[h].detach().double().cpu() @ ref))
+    for L, i in circuit.units[emotion]["neuron"].tolist():
+        total += float(clean.post[L][-1, i] * (handle.W_out(L)[i].detach().double().cpu() @ ref))
+    return total

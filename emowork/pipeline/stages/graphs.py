@@ -13,13 +13,13 @@ import torch
 from ... import findings, plots
 from ...analysis.directions import EmotionDirections
 from ...circuits import Circuit, attribution_graph, mean_graph, random_circuit, reference_directions, stable_segment
+from ...circuits.graph import direct_write as circuit_direct_write
 from ...intervals import bootstrap_ci
 from ...prompts import build_prompts
 from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
 
 PRUNE_SHARE = 0.8
-RANDOM_SEED = 0
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -27,7 +27,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "low": low, "high": high, "n": len(values)}
 
 
-def direct_write(graph: Any) -> tuple[float, float]:
+def graph_direct_write(graph: Any) -> tuple[float, float]:
     """``(signed, share)``: the sum of the circuit nodes' edges into the target, and their share of the target's
     absolute direct input."""
     into = graph.targets == graph.target_index
@@ -39,7 +39,7 @@ def direct_write(graph: Any) -> tuple[float, float]:
 
 
 class GraphsStage(Stage):
-    """Attribution graphs of every emotion's circuit, and the random-circuit control."""
+    """Attribution graphs of every emotion's circuit, and the random-circuit control of its direct write."""
 
     name = "graphs"
     title = "Attribution graphs"
@@ -50,8 +50,8 @@ class GraphsStage(Stage):
         "another's input (tokens, the circuit's neurons and heads on the last tokens, one error node per block, "
         "sublayer and position for everything else, and the target: the last layer's state at the last token on the "
         "emotion's reference direction). The graphs are averaged over the prompts (aligned at their last token) and "
-        "pruned to the nodes and edges carrying 80% of the influence on the target. Control: the same graphs for a "
-        "random circuit with the circuit's per-block counts.")
+        "pruned to the nodes and edges carrying 80% of the influence on the target. Control: what random circuits with "
+        "the circuit's per-block counts (the preset's number of seeds) write directly onto the same direction on the same prompts.")
     captions = {
         "graphs_direct": ("what the circuit's components write straight onto the emotion's direction at the last token; "
                           "it means something only where it clears the grey random circuit of the same shape."),
@@ -59,7 +59,7 @@ class GraphsStage(Stage):
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:
         path = ctx.artifacts_dir / "circuits" / "circuit.json"
-        return {"preset": [ctx.preset.graph_prompts, ctx.preset.graph_positions], "prune": PRUNE_SHARE,
+        return {"preset": [ctx.preset.graph_prompts, ctx.preset.graph_positions, ctx.preset.random_seeds], "prune": PRUNE_SHARE,
                 "circuit": json.loads(path.read_text()).get("sha256") if path.exists() else None}
 
     def run(self, ctx: RunContext) -> StageOutput:
@@ -69,9 +69,8 @@ class GraphsStage(Stage):
         stable = ctx.results.get("circuits", {}).get("stable_layers") or stable_segment(directions)[0]
         reference = reference_directions(directions, stable)
         f = handle.facts
-        control = random_circuit(circuit, torch.zeros(len(directions.emotions), f.n_layers, f.d_mlp),
-                                 torch.zeros(len(directions.emotions), f.n_layers, f.n_heads, f.d_head), RANDOM_SEED,
-                                 emotions=directions.emotions)
+        zeros = (torch.zeros(len(directions.emotions), f.n_layers, f.d_mlp), torch.zeros(len(directions.emotions), f.n_layers, f.n_heads, f.d_head))
+        controls = [random_circuit(circuit, *zeros, seed, emotions=directions.emotions) for seed in range(preset.random_seeds)]
         dataset = analysis_split(ctx)
         used = [dataset.group(g) for g in directions.provenance["groups"]]
         prompts = build_prompts(handle, used[:preset.graph_prompts], emotions=None).texts
@@ -82,11 +81,10 @@ class GraphsStage(Stage):
         for emotion in circuit.emotions:
             ref = reference[list(directions.emotions).index(emotion)]
             graphs = [attribution_graph(handle, circuit, p, emotion, ref, positions=preset.graph_positions) for p in prompts]
-            randoms = [attribution_graph(handle, control, p, emotion, ref, positions=preset.graph_positions) for p in prompts]
-            mine = [direct_write(g) for g in graphs]
-            theirs = [direct_write(g) for g in randoms]
+            mine = [graph_direct_write(g) for g in graphs]
+            theirs = [circuit_direct_write(handle, c, p, emotion, ref) for c in controls for p in prompts]
             by_emotion[emotion] = {"direct": _summary([m[0] for m in mine]), "share": _summary([m[1] for m in mine]),
-                                   "random_direct": _summary([t[0] for t in theirs]), "random_share": _summary([t[1] for t in theirs])}
+                                   "random_direct": _summary(theirs)}
             mean = mean_graph(graphs)
             pruned = mean.prune(PRUNE_SHARE)
             mean.save(folder / emotion, "mean")
