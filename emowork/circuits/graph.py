@@ -626,8 +626,12 @@ def direct_write(handle: "ModelHandle", circuit: Circuit, prompt: str, emotion: 
     clean = _clean_for(handle, prompt, handle.encode([prompt]))
     ref = reference.detach().double().cpu()
     total = 0.0
-    for L, h in circuit.units[emotion]["head"].tolist():
-        total += float(clean.z[L][-1, h] @ (handle.W_O(L)[h].detach().double().cpu() @ ref))
-    for L, i in circuit.units[emotion]["neuron"].tolist():
-        total += float(clean.post[L][-1, i] * (handle.W_out(L)[i].detach().double().cpu() @ ref))
+    heads, neurons = circuit.units[emotion]["head"], circuit.units[emotion]["neuron"]
+    for L in sorted(set(heads[:, 0].tolist())):  # per block: the circuit's heads' writes at the last token, on ref
+        hs = heads[heads[:, 0] == L, 1]
+        on_ref = handle.W_O(L)[hs].detach().double().cpu() @ ref  # [n, dh]
+        total += float((clean.z[L][-1, hs] * on_ref).sum())
+    for L in sorted(set(neurons[:, 0].tolist())):
+        idx = neurons[neurons[:, 0] == L, 1]
+        total += float(clean.post[L][-1, idx] @ (handle.W_out(L)[idx].detach().double().cpu() @ ref))
     return total
