@@ -1,9 +1,9 @@
-"""The live steering panel rendered in a real JupyterLab, driven by headless Chromium (Debian's package).
+"""Panels rendered in a real JupyterLab, and the standalone graph page, driven by headless Chromium (Debian's package).
 
-Starts a JupyterLab server on loopback with a notebook that builds the panel on a tiny model and requests a
-generation, opens it in Chromium through Playwright (``executable_path`` = the system Chromium: nothing is
-downloaded), runs all cells and waits until a reply appears in the panel. Skips with a message when Chromium or
-Playwright is missing (``make test`` installs both where it can).
+Starts a JupyterLab server on loopback with a notebook that builds a panel on a tiny model, opens it in Chromium
+through Playwright (``executable_path`` = the system Chromium: nothing is downloaded), runs all cells and checks
+what the panel shows: the live steering panel's reply, the graph viewer's side panel after a click on a node. Skips
+with a message when Chromium or Playwright is missing (``make test`` installs both where it can).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -36,17 +38,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _notebook(path: Path) -> None:
-    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": src} for src in CELLS]
+GRAPH_CELLS = [
+    "import torch, emowork\nfrom emowork.circuits.assembly import Circuit\nfrom emowork.circuits.graph import attribution_graph\n"
+    "from widgets import GraphViewer",
+    "handle = emowork.load_model('tiny-llama', device='cpu')\nf = handle.facts\n"
+    "units = {'neuron': torch.tensor([(L, i) for L in range(f.n_layers) for i in range(3)]),\n"
+    "         'head': torch.tensor([(L, h) for L in range(f.n_layers) for h in range(2)])}\n"
+    "circuit = Circuit(['anger'], f.n_layers, f.d_mlp, f.n_heads, f.d_head, {'anger': units},\n"
+    "                  {'anger': {k: torch.zeros(len(v)) for k, v in units.items()}},\n"
+    "                  {'anger': {'neuron': torch.zeros(len(units['neuron'])), 'head': torch.zeros(len(units['head']), f.d_head)}})\n"
+    "ref = torch.nn.functional.normalize(torch.randn(f.d_model, generator=torch.Generator().manual_seed(0)), dim=0)\n"
+    "graph = attribution_graph(handle, circuit, handle.format_chat('The rain stopped.'), 'anger', ref, positions=2)",
+    "viewer = GraphViewer({'anger': {'rain': graph}}, share=0.9, folder='subgraphs')\nviewer",
+]
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'; `make test` installs it)")
+
+
+def _notebook(path: Path, sources: list[str]) -> None:
+    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": src} for src in sources]
     nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'; `make test` installs it)")
-def test_panel_shows_a_reply_in_jupyterlab(tmp_path):
+@contextmanager
+def jupyterlab_notebook(tmp_path: Path, sources: list[str]) -> Iterator[object]:
+    """A JupyterLab on loopback with a notebook of ``sources``, opened in headless Chromium with all cells run;
+    yields the Playwright page."""
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
-    _notebook(tmp_path / "panel.ipynb")
+    _notebook(tmp_path / "panel.ipynb", sources)
     port = _free_port()
     log = open(tmp_path / "jupyterlab.log", "w")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMOWORK_PROGRESS": "0", "JUPYTER_PLATFORM_DIRS": "1"}
@@ -67,22 +89,18 @@ def test_panel_shows_a_reply_in_jupyterlab(tmp_path):
         else:
             pytest.fail("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-2000:])
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"])
-            page = browser.new_page()
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{base}/lab/tree/panel.ipynb", timeout=120_000)
             page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=120_000)
             page.wait_for_function("() => { const s = document.querySelector('.jp-Notebook-ExecutionIndicator, #jp-main-statusbar');"
                                    " return !!s; }", timeout=60_000)
             time.sleep(2)  # let the kernel finish starting
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(
-                "() => Array.from(document.querySelectorAll('.emowork-reply')).some(e => e.textContent.trim().length > 0)",
-                timeout=240_000)
-            replies = page.eval_on_selector_all(".emowork-reply", "els => els.map(e => e.textContent)")
-            browser.close()
-        assert any(r.strip() for r in replies)
+            try:
+                yield page
+            finally:
+                browser.close()
     finally:
         server.terminate()
         try:
@@ -90,3 +108,75 @@ def test_panel_shows_a_reply_in_jupyterlab(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def click_a_graph_node(page: object, trace_name: str = "target") -> None:
+    """Hover, then click, the first marker of the graph figure's ``trace_name`` trace (plotly fires ``plotly_click``
+    for the hovered point). Every trace is a scatter, so the n-th ``.scatterlayer .trace`` is ``data[n]``."""
+    names = page.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name)")
+    point = page.locator(".js-plotly-plot .scatterlayer .trace").nth(names.index(trace_name)).locator("path.point").first
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 3, y - 3)
+    page.mouse.move(x, y)
+    time.sleep(0.3)
+    page.mouse.click(x, y)
+
+
+@needs_chromium
+def test_panel_shows_a_reply_in_jupyterlab(tmp_path):
+    with jupyterlab_notebook(tmp_path, CELLS) as page:
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.emowork-reply')).some(e => e.textContent.trim().length > 0)",
+            timeout=240_000)
+        replies = page.eval_on_selector_all(".emowork-reply", "els => els.map(e => e.textContent)")
+    assert any(r.strip() for r in replies)
+
+
+@needs_chromium
+def test_graph_viewer_click_opens_the_side_panel_in_jupyterlab(tmp_path):
+    with jupyterlab_notebook(tmp_path, GRAPH_CELLS) as page:
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .scatterlayer path.point').length > 0",
+                               timeout=240_000)
+        assert page.locator(".emowork-graph-side h4").count() == 0  # nothing selected yet
+        click_a_graph_node(page, "target")
+        page.wait_for_function("() => document.querySelector('.emowork-graph-side h4')", timeout=60_000)
+        title = page.locator(".emowork-graph-side h4").inner_text()
+        incoming = page.locator(".emowork-graph-side .emowork-incoming li").count()
+    assert "anger" in title and incoming > 0, (title, incoming)
+
+
+@needs_chromium
+def test_standalone_graph_page_click_opens_the_side_panel_offline(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+    import torch
+
+    from emowork.circuits.graph import attribution_graph
+    from emowork.panels.graph_page import write_graph_page
+    from .conftest import load_tiny
+    from .test_graphs import toy_circuit
+
+    handle = load_tiny("tiny-llama")
+    reference = torch.nn.functional.normalize(torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(0)), dim=0)
+    graph = attribution_graph(handle, toy_circuit(handle), handle.format_chat("The rain stopped."), "anger", reference, positions=2)
+    path = write_graph_page({"anger": graph}, tmp_path / "graphs.html", share=0.9)
+    refused = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            return r.continue_()
+        refused.append(r.request.url)
+        return r.abort()
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.route("**/*", route)
+        page.goto(path.as_uri())
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .scatterlayer path.point').length > 0", timeout=60_000)
+        click_a_graph_node(page, "target")
+        page.wait_for_function("() => document.querySelector('#emowork-graph-side h4')", timeout=30_000)
+        title = page.locator("#emowork-graph-side h4").inner_text()
+        browser.close()
+    assert title == graph.nodes[graph.target_index].label and not refused, (title, refused)

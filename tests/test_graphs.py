@@ -153,6 +153,14 @@ def test_viewer_prunes_selects_pins_and_saves(tmp_path):
     assert heads, "a pruned graph at 95% keeps some circuit node"
     details = view.select(heads[0])
     assert set(details["contribution_by_emotion"]) == {"anger", "fear"}  # the same node in both emotions' graphs
+    # the edge index gives what a scan of every edge gives
+    full = view.graph
+    where = [n.key for n in full.nodes].index(view.shown.nodes[heads[0]].key)
+    for key, mask, other in (("incoming", full.targets == where, full.sources), ("outgoing", full.sources == where, full.targets)):
+        order = np.argsort(-np.abs(full.weights[mask]), kind="stable")[:8]
+        assert details[key] == [{"node": full.nodes[int(other[mask][i])].label, "weight": float(full.weights[mask][i])} for i in order]
+    into = (full.sources == where) & (full.targets == full.target_index)
+    assert details["contribution_by_emotion"][view.emotion] == pytest.approx(float(full.weights[into].sum()))
     side = view.side_panel_html()
     assert details["label"] in side and "top-activating prompts" in side and side.count("<span title=") > 10
     view.pin(heads[0])
@@ -171,6 +179,35 @@ def test_viewer_prunes_selects_pins_and_saves(tmp_path):
     assert panel.view.prompt == "mail" and panel.node.options
     panel.node.index = 0  # the most influential node
     assert panel.view.selected == panel.node.value and "incoming edges" in panel.side.value
+    # a click on a node of the figure (plotly FigureWidget, anywidget) opens it in the side panel
+    from plotly.callbacks import InputDeviceState, Points
+
+    markers = [t for t in panel.figure_widget.data if t.mode == "markers" and t.name == "target"]
+    markers[0]._dispatch_on_click(Points(point_inds=[0], trace_name="target"), InputDeviceState())
+    target = panel.view.shown.target_index
+    assert panel.view.selected == target == panel.node.value and panel.view.shown.nodes[target].label in panel.side.value
+    from widgets.static import static_html
+
+    assert "plotly" in static_html(panel.panel)  # the snapshot keeps the figure
     panel.pin()
     assert panel.save("first") is not None and (tmp_path / "first" / "pins.json").exists()
     assert panel.save("") is None and "name the subgraph" in panel.status.value
+
+
+def test_standalone_page_holds_every_node_panel(tmp_path):
+    from .conftest import load_tiny
+    from emowork.panels.graph_page import write_graph_page
+
+    handle = load_tiny("tiny-llama")
+    circuit = toy_circuit(handle)
+    reference = torch.nn.functional.normalize(torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(3)), dim=0)
+    graph = attribution_graph(handle, circuit, handle.format_chat("The rain stopped."), "anger", reference, positions=2)
+    path = write_graph_page({"anger": graph}, tmp_path / "graphs.html", share=0.9)
+    text = path.read_text()
+    data = json.loads(text.split("id='emowork-graph-data'>", 1)[1].split("</script>", 1)[0].replace("<\\/", "</"))
+    shown = graph.prune(0.9)
+    assert len(data["anger"]["details"]) == shown.n_nodes
+    from html import escape
+
+    assert all(escape(shown.nodes[i].label) in side for i, side in enumerate(data["anger"]["details"]))
+    assert len(data["anger"]["figure"]["data"]) > 1 and "plotly_click" in text

@@ -1,9 +1,10 @@
 """``GraphViewer``: browse attribution graphs by emotion and prompt, prune with a slider, open a node's side panel,
 pin nodes and save them as a named subgraph.
 
-All logic lives in :class:`emowork.panels.graph_view.GraphView`; this panel wires ipywidgets controls to it. Nodes
-are picked from a list ordered by influence (plotly click events need ``FigureWidget``, which needs the ``anywidget``
-package that the workbench does not install); the figure rings pinned nodes.
+All logic lives in :class:`emowork.panels.graph_view.GraphView`; this panel wires ipywidgets controls to it. A click
+on a node opens it in the side panel (plotly's ``FigureWidget``, an ``anywidget`` whose JavaScript ships inside
+plotly, so nothing loads from the web); the node list, ordered by influence, does the same without a mouse, and is
+the fallback where ``anywidget`` is not installed. The figure rings pinned nodes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class GraphViewer:
         self.save_button = w.Button(description="Save pinned", button_style="primary")
         self.status = w.HTML()
         self.side = w.HTML(self.view.side_panel_html())
-        self.output = w.Output()
+        self.plot = w.Box(layout=w.Layout(flex="1 1 auto"))  # holds the FigureWidget (or an Output without anywidget)
+        self.figure_widget: Any = None  # the plotly FigureWidget shown (None without anywidget)
         self._quiet = False  # set while the panel itself changes a control's options, so no handler runs
         self.emotion.observe(lambda change: self._choose(emotion=change["new"]), names="value")
         self.prompt.observe(lambda change: self._choose(prompt=change["new"]), names="value")
@@ -42,7 +44,7 @@ class GraphViewer:
         self.pin_button.on_click(lambda _: self.pin())
         self.save_button.on_click(lambda _: self.save(self.name.value))
         self.panel = w.VBox([w.HBox([self.emotion, self.prompt, self.share]),
-                             w.HBox([self.output, w.VBox([self.node, w.HBox([self.pin_button]), w.HBox([self.name, self.save_button]),
+                             w.HBox([self.plot, w.VBox([self.node, w.HBox([self.pin_button]), w.HBox([self.name, self.save_button]),
                                                           self.status, self.side], layout=w.Layout(width="360px"))])])
         self._refresh()
 
@@ -101,11 +103,37 @@ class GraphViewer:
         self.side.value = self.view.side_panel_html()
         self._draw()
 
+    def click(self, node: int) -> None:
+        """What a click on node ``node`` of the figure does: select it, and show it selected in the node list."""
+        self.select(node)
+        self._quiet = True
+        self.node.value = node
+        self._quiet = False
+
+    def _on_click(self, trace: Any, points: Any, _selector: Any) -> None:
+        for i in points.point_inds:
+            self.click(int(trace.customdata[i][-1]))
+            return
+
     def _draw(self) -> None:
+        import ipywidgets as w
+
         fig = self.view.figure()
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig.show()
+        try:
+            import plotly.graph_objects as go
+
+            shown = go.FigureWidget(fig)  # needs anywidget
+        except ImportError:
+            out = w.Output()
+            with out:
+                fig.show()
+            self.plot.children = [out]
+            return
+        for trace in shown.data:
+            if trace.customdata is not None and trace.mode == "markers":
+                trace.on_click(self._on_click)
+        self.figure_widget = shown
+        self.plot.children = [shown]
 
     def _ipython_display_(self) -> None:
         from .static import show

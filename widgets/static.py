@@ -3,7 +3,7 @@
 JupyterLab shows the live widget; a page exported without a kernel or network (``make notebooks-html``) shows the
 snapshot instead (the exporter keeps ``text/html`` where a widget view cannot load). The snapshot is plain HTML:
 the panel's text and HTML parts, each control's name and value, and the rich outputs it holds (plotly figures
-included, drawn by the plotly.js the notebook embeds).
+and ``FigureWidget``s included, drawn by the plotly.js the notebook embeds).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ def static_html(widget: Any) -> str:
             elif "text/plain" in data or "text" in out:
                 parts.append(f"<pre>{html.escape(data.get('text/plain', out.get('text', '')))}</pre>")
         return "<div>" + "".join(parts) + "</div>"
+    if hasattr(widget, "to_plotly_json") and hasattr(widget, "data"):  # a plotly FigureWidget
+        import plotly.io as pio
+
+        return pio.to_html(widget, include_plotlyjs=False, full_html=False)
     if isinstance(widget, w.Button):
         return f"<span style='border:1px solid #bbb;border-radius:3px;padding:1px 6px;color:#555'>{html.escape(widget.description)}</span>"
     if hasattr(widget, "value"):

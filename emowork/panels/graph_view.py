@@ -53,6 +53,31 @@ def top_activating(handle: "ModelHandle", prompts: Sequence[str], k: int = 3) ->
     return examples
 
 
+EMPTY_SIDE_PANEL = "<div class='emowork-graph-side'><i>Click a node to see its edges and top-activating prompts.</i></div>"
+
+
+def details_html(d: dict[str, Any], examples: list[dict[str, Any]] | None = None) -> str:
+    """The side panel for one node's :meth:`GraphView.details` ``d`` (and its top-activating prompts, if given):
+    the same HTML in the widget and in the standalone page (:mod:`emowork.panels.graph_page`)."""
+    esc = html.escape
+    parts = [f"<div class='emowork-graph-side'><h4>{esc(d['label'])}</h4>",
+             f"<div>{esc(d['kind'])}, layer {d['layer']}, index {d['index']}, token {d['position']} "
+             f"({esc(repr(d['token']))})</div>",
+             f"<div>activation {d['activation']:.3f} · input {d['input']:.3f} · influence {d['influence']:.3f}</div>"]
+    for title in ("incoming", "outgoing"):
+        items = "".join(f"<li>{esc(r['node'])}: {r['weight']:+.3f}</li>" for r in d[title]) or "<li>none</li>"
+        parts.append(f"<div><b>{title} edges</b><ul class='emowork-{title}'>{items}</ul></div>")
+    if d["contribution_by_emotion"]:
+        items = "".join(f"<li>{esc(e)}: {v:+.3f}</li>" for e, v in d["contribution_by_emotion"].items())
+        parts.append(f"<div><b>direct write onto each emotion's target</b><ul>{items}</ul></div>")
+    if examples:
+        from ..components.viewers import colored_tokens
+
+        parts.append("<div><b>top-activating prompts</b>" + "".join(
+            colored_tokens(r["tokens"], r["values"], f"peak {r['peak']:+.3f}").html for r in examples) + "</div>")
+    return "".join(parts) + "</div>"
+
+
 class GraphView:
     """Graphs by emotion and prompt name (``graphs[emotion][prompt] -> AttributionGraph``), shown pruned to
     ``share`` of the influence; ``examples`` (optional) gives a node's top-activating prompts (:func:`top_activating`)."""
@@ -67,6 +92,7 @@ class GraphView:
         self.share = share
         self.selected: int | None = None
         self.pinned: list[str] = []  # node keys, stable across pruning shares
+        self._indexes: dict[int, dict[str, Any]] = {}  # id(graph) -> _index(graph)
         self._shown = self._prune()
 
     # ------------------------------------------------------------------ choosing
@@ -129,32 +155,50 @@ class GraphView:
         self.selected = index
         return self.details(index)
 
+    def _index(self, graph: AttributionGraph) -> dict[str, Any]:
+        """Per graph, computed once: influence, node positions by key, edges grouped by target and by source
+        (``argsort`` + boundaries, so a node's edges are a slice, not a scan of millions), and each node's direct
+        edge into the target by key."""
+        found = self._indexes.get(id(graph))
+        if found is not None and found["graph"] is graph:
+            return found
+        n = graph.n_nodes
+        by_target = np.argsort(graph.targets, kind="stable")
+        by_source = np.argsort(graph.sources, kind="stable")
+        into = graph.targets == graph.target_index
+        direct = np.zeros(n)
+        np.add.at(direct, graph.sources[into], graph.weights[into])
+        keys = [node.key for node in graph.nodes]
+        found = {"graph": graph, "influence": graph.influence()[0], "where": {k: i for i, k in enumerate(keys)},
+                 "by_target": by_target, "target_starts": np.searchsorted(graph.targets[by_target], np.arange(n + 1)),
+                 "by_source": by_source, "source_starts": np.searchsorted(graph.sources[by_source], np.arange(n + 1)),
+                 "direct": {k: float(direct[i]) for i, k in enumerate(keys) if direct[i] != 0.0}}
+        self._indexes[id(graph)] = found
+        return found
+
     def details(self, index: int, top: int = 8) -> dict[str, Any]:
         """A node's identity, activation, input and influence; its heaviest incoming and outgoing edges in the full
         graph; its direct edge into each emotion's target on this prompt (where that emotion's graph has the node)."""
         node = self.shown.nodes[index]
         full = self.graph
-        where = [n.key for n in full.nodes].index(node.key)
-        influence, _ = full.influence()
+        ix = self._index(full)
+        where = ix["where"][node.key]
 
-        def edges(mask: np.ndarray, other: np.ndarray) -> list[dict[str, Any]]:
-            order = np.argsort(-np.abs(full.weights[mask]))[:top]
-            return [{"node": full.nodes[int(other[mask][i])].label, "weight": float(full.weights[mask][i])} for i in order]
+        def edges(order: np.ndarray, starts: np.ndarray, other: np.ndarray) -> list[dict[str, Any]]:
+            mine = order[starts[where]:starts[where + 1]]
+            heaviest = mine[np.argsort(-np.abs(full.weights[mine]), kind="stable")[:top]]
+            return [{"node": full.nodes[int(other[m])].label, "weight": float(full.weights[m])} for m in heaviest]
 
         contributions = {}
         for emotion, by_prompt in self.graphs.items():
             g = by_prompt.get(self.prompt)
-            if g is None:
-                continue
-            keys = [n.key for n in g.nodes]
-            if node.key in keys:
-                j = keys.index(node.key)
-                into = (g.sources == j) & (g.targets == g.target_index)
-                contributions[emotion] = float(g.weights[into].sum())
+            if g is not None and node.key in self._index(g)["where"]:
+                contributions[emotion] = self._index(g)["direct"].get(node.key, 0.0)
         return {"label": node.label, "kind": node.kind, "layer": node.layer, "site": node.site, "index": node.index,
                 "position": node.position, "token": full.tokens[node.position] if node.position < len(full.tokens) else "",
-                "activation": node.activation, "input": node.value, "influence": float(influence[where]),
-                "incoming": edges(full.targets == where, full.sources), "outgoing": edges(full.sources == where, full.targets),
+                "activation": node.activation, "input": node.value, "influence": float(ix["influence"][where]),
+                "incoming": edges(ix["by_target"], ix["target_starts"], full.sources),
+                "outgoing": edges(ix["by_source"], ix["source_starts"], full.targets),
                 "contribution_by_emotion": contributions}
 
     def side_panel_html(self, index: int | None = None) -> str:
@@ -162,27 +206,9 @@ class GraphView:
         with their tokens coloured by the node's activation."""
         index = self.selected if index is None else index
         if index is None:
-            return "<div class='emowork-graph-side'><i>Click a node to see its edges and top-activating prompts.</i></div>"
-        d = self.details(index)
-        esc = html.escape
-        parts = [f"<div class='emowork-graph-side'><h4>{esc(d['label'])}</h4>",
-                 f"<div>{esc(d['kind'])}, layer {d['layer']}, index {d['index']}, token {d['position']} "
-                 f"({esc(repr(d['token']))})</div>",
-                 f"<div>activation {d['activation']:.3f} · input {d['input']:.3f} · influence {d['influence']:.3f}</div>"]
-        for title, rows in (("incoming", d["incoming"]), ("outgoing", d["outgoing"])):
-            items = "".join(f"<li>{esc(r['node'])}: {r['weight']:+.3f}</li>" for r in rows) or "<li>none</li>"
-            parts.append(f"<div><b>{title} edges</b><ul class='emowork-{title}'>{items}</ul></div>")
-        if d["contribution_by_emotion"]:
-            items = "".join(f"<li>{esc(e)}: {v:+.3f}</li>" for e, v in d["contribution_by_emotion"].items())
-            parts.append(f"<div><b>direct write onto each emotion's target</b><ul>{items}</ul></div>")
-        if self.examples is not None:
-            from ..components.viewers import colored_tokens
-
-            rows = self.examples(self.shown.nodes[index])
-            if rows:
-                parts.append("<div><b>top-activating prompts</b>" + "".join(
-                    colored_tokens(r["tokens"], r["values"], f"peak {r['peak']:+.3f}").html for r in rows) + "</div>")
-        return "".join(parts) + "</div>"
+            return EMPTY_SIDE_PANEL
+        examples = self.examples(self.shown.nodes[index]) if self.examples is not None else None
+        return details_html(self.details(index), examples)
 
     # ------------------------------------------------------------------ pinned subgraphs
     def pin(self, index: int) -> list[str]:
