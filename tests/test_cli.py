@@ -98,6 +98,9 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
 
     validate_viewer_json(read(out / "artifacts" / "graphs" / "anger.json"))
     assert (out / "figures" / "graphs_direct.html").exists() and (out / "figures" / "graphs_anger.html").exists()
+    explorer = (out / "artifacts" / "graphs" / "graphs.html").read_text()
+    assert all(f"<option value='{e}'>" in explorer for e in graphs["by_emotion"]) and "plotly_click" in explorer
+    assert "href='artifacts/graphs/graphs.html'" in (out / "report.html").read_text()
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out), "--stages", "circuitz"]) == 2
     assert "stages are: check" in capsys.readouterr().err

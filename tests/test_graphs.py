@@ -195,19 +195,28 @@ def test_viewer_prunes_selects_pins_and_saves(tmp_path):
 
 
 def test_standalone_page_holds_every_node_panel(tmp_path):
+    from html import escape
+
     from .conftest import load_tiny
     from emowork.panels.graph_page import write_graph_page
 
     handle = load_tiny("tiny-llama")
     circuit = toy_circuit(handle)
-    reference = torch.nn.functional.normalize(torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(3)), dim=0)
-    graph = attribution_graph(handle, circuit, handle.format_chat("The rain stopped."), "anger", reference, positions=2)
-    path = write_graph_page({"anger": graph}, tmp_path / "graphs.html", share=0.9)
-    text = path.read_text()
+    circuit.emotions.append("fear")
+    for table in (circuit.units, circuit.scores, circuit.deltas):
+        table["fear"] = table["anger"]
+    refs = torch.nn.functional.normalize(torch.randn(2, handle.facts.d_model, generator=torch.Generator().manual_seed(3)), dim=-1)
+    prompt = handle.format_chat("The rain stopped.")
+    graphs = {e: attribution_graph(handle, circuit, prompt, e, refs[k], positions=2) for k, e in enumerate(("anger", "fear"))}
+    text = write_graph_page(graphs, tmp_path / "graphs.html", share=0.9).read_text()
     data = json.loads(text.split("id='emowork-graph-data'>", 1)[1].split("</script>", 1)[0].replace("<\\/", "</"))
-    shown = graph.prune(0.9)
-    assert len(data["anger"]["details"]) == shown.n_nodes
-    from html import escape
-
-    assert all(escape(shown.nodes[i].label) in side for i, side in enumerate(data["anger"]["details"]))
-    assert len(data["anger"]["figure"]["data"]) > 1 and "plotly_click" in text
+    for emotion, graph in graphs.items():
+        shown = graph.prune(0.9)
+        panels = data[emotion]["details"]
+        assert len(panels) == shown.n_nodes and len(data[emotion]["figure"]["data"]) > 1
+        assert all(escape(shown.nodes[i].label) in side for i, side in enumerate(panels))
+        # a node both graphs have lists its direct write onto both emotions' targets
+        into = graph.sources[graph.targets == graph.target_index]
+        i = next(i for i, n in enumerate(shown.nodes) if n.kind == "head" and [m.key for m in graph.nodes].index(n.key) in into)
+        assert "anger:" in panels[i] and "fear:" in panels[i]
+    assert "plotly_click" in text

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..circuits.graph import AttributionGraph
 from ..storage import atomic_write_text
-from .graph_view import EMPTY_SIDE_PANEL, GraphView
+from .graph_view import EMPTY_SIDE_PANEL, GraphView, details_html
 
 PAGE_SCRIPT = """
 const DATA = JSON.parse(document.getElementById('emowork-graph-data').textContent);
@@ -41,31 +41,65 @@ show(picker.value);
 """
 
 
+class GraphPage:
+    """Builds the page one emotion at a time (:meth:`add`), so a run need not hold every emotion's full graph at
+    once: each added graph leaves only its pruned figure, its shown nodes' details and its nodes' direct writes
+    onto the target (for the per-emotion contributions), then :meth:`html` writes the page."""
+
+    def __init__(self, share: float = 0.8, title: str = "Attribution graphs", label: str = "graph") -> None:
+        self.share, self.title, self.label = share, title, label
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.direct: dict[str, dict[str, float]] = {}  # emotion -> node key -> direct edge into its target
+        self.keys: dict[str, set[str]] = {}  # emotion -> keys of its graph's nodes
+
+    def add(self, emotion: str, graph: AttributionGraph) -> None:
+        """Add ``emotion``'s full graph (shown pruned to the page's share)."""
+        view = GraphView({emotion: {self.label: graph}}, self.share)
+        index = view._index(graph)
+        self.entries[emotion] = {"figure": json.loads(view.figure().to_json()),
+                                 "details": [view.details(i) for i in range(view.shown.n_nodes)]}
+        self.direct[emotion] = index["direct"]
+        self.keys[emotion] = set(index["where"])
+
+    def html(self) -> str:
+        """The page (plotly.js inlined, so it needs no network)."""
+        from plotly.offline import get_plotlyjs
+
+        data: dict[str, Any] = {}
+        for emotion, entry in self.entries.items():
+            panels = []
+            for d in entry["details"]:
+                d = {**d, "contribution_by_emotion": {e: self.direct[e].get(d["key"], 0.0) for e in self.entries if d["key"] in self.keys[e]}}
+                panels.append(details_html(d))
+            data[emotion] = {"figure": entry["figure"], "details": panels}
+        options = "".join(f"<option value='{html.escape(e)}'>{html.escape(e)}</option>" for e in self.entries)
+        payload = json.dumps(data).replace("</", "<\\/")
+        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+                f"<script>{get_plotlyjs()}</script><style>body{{font-family:sans-serif;margin:16px}}"
+                "#emowork-graph-wrap{display:flex;gap:16px}#emowork-graph-plot{flex:1;min-width:600px}"
+                "#emowork-graph-side{width:360px;font-size:.9em}</style></head><body>"
+                f"<h2>{html.escape(self.title)}</h2><p>Each graph is pruned to the nodes and edges carrying {self.share:.0%} of "
+                "the influence on the target. Click a node for its edges and its direct write onto each emotion's target.</p>"
+                f"<label>emotion <select id='emowork-graph-emotion'>{options}</select></label>"
+                "<div id='emowork-graph-wrap'><div id='emowork-graph-plot'></div><div id='emowork-graph-side'></div></div>"
+                f"<script type='application/json' id='emowork-graph-data'>{payload}</script>"
+                f"<script>const EMPTY = {json.dumps(EMPTY_SIDE_PANEL)};{PAGE_SCRIPT}</script></body></html>")
+
+    def write(self, path: str | Path) -> Path:
+        """Write :meth:`html` to ``path`` atomically; returns the path."""
+        path = Path(path)
+        atomic_write_text(path, self.html())
+        return path
+
+
 def graph_page_html(graphs: dict[str, AttributionGraph], share: float = 0.8, title: str = "Attribution graphs",
                     label: str = "graph") -> str:
     """One page over ``graphs[emotion]`` (full graphs, e.g. each emotion's mean graph; ``label`` names them in the
-    figure titles), each shown pruned to ``share`` of the influence; returns the HTML (plotly.js inlined, so it
-    needs no network)."""
-    from plotly.offline import get_plotlyjs
-
-    view = GraphView({e: {label: g} for e, g in graphs.items()}, share)
-    data: dict[str, Any] = {}
-    for emotion in view.emotions:
-        view.choose(emotion=emotion)
-        details = [view.side_panel_html(i) for i in range(view.shown.n_nodes)]
-        data[emotion] = {"figure": json.loads(view.figure().to_json()), "details": details}
-    options = "".join(f"<option value='{html.escape(e)}'>{html.escape(e)}</option>" for e in view.emotions)
-    payload = json.dumps(data).replace("</", "<\\/")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<script>{get_plotlyjs()}</script><style>body{{font-family:sans-serif;margin:16px}}"
-            "#emowork-graph-wrap{display:flex;gap:16px}#emowork-graph-plot{flex:1;min-width:600px}"
-            "#emowork-graph-side{width:360px;font-size:.9em}</style></head><body>"
-            f"<h2>{html.escape(title)}</h2><p>Each graph is pruned to the nodes and edges carrying {share:.0%} of the "
-            "influence on the target. Click a node for its edges and its direct write onto each emotion's target.</p>"
-            f"<label>emotion <select id='emowork-graph-emotion'>{options}</select></label>"
-            "<div id='emowork-graph-wrap'><div id='emowork-graph-plot'></div><div id='emowork-graph-side'></div></div>"
-            f"<script type='application/json' id='emowork-graph-data'>{payload}</script>"
-            f"<script>const EMPTY = {json.dumps(EMPTY_SIDE_PANEL)};{PAGE_SCRIPT}</script></body></html>")
+    figure titles), each shown pruned to ``share`` of the influence; returns the HTML (plotly.js inlined)."""
+    page = GraphPage(share, title, label)
+    for emotion, graph in graphs.items():
+        page.add(emotion, graph)
+    return page.html()
 
 
 def write_graph_page(graphs: dict[str, AttributionGraph], path: str | Path, share: float = 0.8,

@@ -194,7 +194,7 @@ class GraphView:
             g = by_prompt.get(self.prompt)
             if g is not None and node.key in self._index(g)["where"]:
                 contributions[emotion] = self._index(g)["direct"].get(node.key, 0.0)
-        return {"label": node.label, "kind": node.kind, "layer": node.layer, "site": node.site, "index": node.index,
+        return {"key": node.key, "label": node.label, "kind": node.kind, "layer": node.layer, "site": node.site, "index": node.index,
                 "position": node.position, "token": full.tokens[node.position] if node.position < len(full.tokens) else "",
                 "activation": node.activation, "input": node.value, "influence": float(ix["influence"][where]),
                 "incoming": edges(ix["by_target"], ix["target_starts"], full.sources),

@@ -47,6 +47,7 @@ class StageOutput:
     figures: dict[str, "go.Figure"] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "columns", "rows"}
+    links: dict[str, str] = field(default_factory=dict)  # what it is -> a file the stage wrote, relative to the run folder
 
 
 class Stage:

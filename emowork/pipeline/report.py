@@ -117,6 +117,8 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
         parts.append(f"<p>{html.escape(page['description'])}</p>")
         if page["summary"]:
             parts.append("<div class='summary'>" + "".join(f"<p>{html.escape(s)}</p>" for s in page["summary"]) + "</div>")
+        for what, relative in page.get("links", {}).items():
+            parts.append(f"<p><a href='{html.escape(relative)}'>{html.escape(what)}</a></p>")
         for table in page["tables"]:
             parts.append(f"<h3>{html.escape(table['title'])}</h3>" + _table(table["columns"], table["rows"]))
         for stem, relative in page["figures"].items():

@@ -158,7 +158,7 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
         save_figure(fig, out / relative)  # HTML to view, JSON to export
         figures[stem] = relative
     page = {"title": stage.title, "description": stage.description, "summary": result.summary,
-            "tables": result.tables, "figures": figures, "captions": stage.captions, "seconds": seconds}
+            "tables": result.tables, "figures": figures, "captions": stage.captions, "links": result.links, "seconds": seconds}
     atomic_write_json(path, {"key": key, "numbers": result.numbers, "page": page})
     record["stage_pages"][stage.name] = page
     return result.numbers

@@ -15,6 +15,7 @@ from ...analysis.directions import EmotionDirections
 from ...circuits import Circuit, attribution_graph, mean_graph, random_circuit, reference_directions, stable_segment
 from ...circuits.graph import direct_write as circuit_direct_write
 from ...intervals import bootstrap_ci
+from ...panels.graph_page import GraphPage
 from ...prompts import build_prompts
 from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
@@ -78,6 +79,8 @@ class GraphsStage(Stage):
         by_emotion: dict[str, dict[str, Any]] = {}
         figures: dict[str, Any] = {}
         sizes: dict[str, Any] = {}
+        page = GraphPage(PRUNE_SHARE, f"{handle.name}: each emotion's circuit as a mean attribution graph over {len(prompts)} neutral prompts",
+                         label=f"mean of {len(prompts)} prompts")
         for emotion in circuit.emotions:
             ref = reference[list(directions.emotions).index(emotion)]
             graphs = [attribution_graph(handle, circuit, p, emotion, ref, positions=preset.graph_positions) for p in prompts]
@@ -88,18 +91,22 @@ class GraphsStage(Stage):
             mean = mean_graph(graphs)
             pruned = mean.prune(PRUNE_SHARE)
             mean.save(folder / emotion, "mean")
+            page.add(emotion, mean)
             pruned.to_json(folder / f"{emotion}.json", slug=f"{handle.name}-{emotion}")
             sizes[emotion] = {"full": mean.summary()["nodes"], "full_edges": int(len(mean.weights)),
                               "pruned": pruned.summary()["nodes"], "pruned_edges": int(len(pruned.weights))}
             figures[f"graphs_{emotion}"] = plots.attribution_graph_figure(
                 pruned, f"{emotion}: mean attribution graph over {len(prompts)} prompts, pruned to {PRUNE_SHARE:.0%} of the influence")
+        page.write(folder / "graphs.html")
         figures = {"graphs_direct": plots.graph_direct_writes(by_emotion, "Direct write onto each emotion's direction: circuit vs random"),
                    **figures}
         numbers = {"by_emotion": by_emotion, "sizes": sizes, "n_prompts": len(prompts), "positions": preset.graph_positions,
-                   "prune_share": PRUNE_SHARE, "stable_layers": list(stable), "files": sorted(p.name for p in folder.glob("*.json"))}
+                   "prune_share": PRUNE_SHARE, "stable_layers": list(stable),
+                   "files": sorted(p.name for p in folder.glob("*.json")) + ["graphs.html"]}
         summary = [f"Graphs on {len(prompts)} neutral analysis prompts; circuit nodes on the last {preset.graph_positions} tokens; "
                    f"viewer JSON (circuit-tracer / Neuronpedia format) per emotion in artifacts/graphs/.",
                    *findings.graphs(by_emotion, len(prompts))]
         tables = [{"title": "Graph sizes (mean graph, then pruned)", "columns": ["emotion", "nodes", "edges", "pruned nodes", "pruned edges"],
                    "rows": [[e, sum(s["full"].values()), s["full_edges"], sum(s["pruned"].values()), s["pruned_edges"]] for e, s in sizes.items()]}]
-        return StageOutput(numbers=numbers, figures=figures, summary=summary, tables=tables)
+        links = {"Explore the graphs (one page, opens offline: pick an emotion, click a node for its edges)": "artifacts/graphs/graphs.html"}
+        return StageOutput(numbers=numbers, figures=figures, summary=summary, tables=tables, links=links)
