@@ -414,12 +414,14 @@ GRAPH_KIND_COLORS = {"token": GREY, "head": OKABE_ITO["bluish_green"], "neuron":
                      "error": "#D0D0D0", "target": OKABE_ITO["black"]}
 
 
-def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: int = 400, highlight: Sequence[int] = ()) -> go.Figure:
+def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: int = 400, highlight: Sequence[int] = (),
+                             notes: Sequence[str] | None = None) -> go.Figure:
     """An attribution graph (:class:`emowork.circuits.AttributionGraph`, best pruned first): tokens along the bottom,
     one row per sublayer (block L's attention on row 2L, its MLP on 2L + 1), the target on top; node size by
     influence on the target, edges coloured by sign (vermillion positive, blue negative) with width by weight; the
     ``max_edges`` heaviest edges drawn; nodes in ``highlight`` get a thick yellow outline. Hover shows a node's layer,
-    index, activation, input and influence; each marker's ``customdata[-1]`` is its node index (for click handlers)."""
+    index, activation, input and influence, then ``notes[i]`` (one HTML line per node, e.g. its direct write onto
+    each emotion's target); each marker's ``customdata[-1]`` is its node index (for click handlers)."""
     influence, _ = graph.influence()
     n_layers = int(graph.meta.get("n_layers", max(n.layer for n in graph.nodes)))
     rows = [(-1 if n.kind == "token" else 2 * n_layers if n.kind == "target" else n.order) for n in graph.nodes]
@@ -451,9 +453,10 @@ def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: in
             marker={"color": color, "size": [6 + 22 * float(influence[i]) / top for i in members],
                     "line": {"width": [4 if i in highlight else 1 for i in members],
                              "color": [OKABE_ITO["yellow"] if i in highlight else "#444" for i in members]}},
-            customdata=[[n.label, n.layer, n.index, n.activation, n.value, float(influence[i]), i] for n, i in zip(nodes, members)],
+            customdata=[[n.label, n.layer, n.index, n.activation, n.value, float(influence[i]), notes[i] if notes else "", i]
+                        for n, i in zip(nodes, members)],
             hovertemplate="%{customdata[0]}<br>layer %{customdata[1]}, index %{customdata[2]}<br>activation %{customdata[3]:.3f}"
-                          "<br>input %{customdata[4]:.3f}<br>influence %{customdata[5]:.3f}<extra></extra>"))
+                          "<br>input %{customdata[4]:.3f}<br>influence %{customdata[5]:.3f}%{customdata[6]}<extra></extra>"))
     ticks = sorted({n.position for n in graph.nodes})
     fig.update_layout(
         title=title or f"Attribution graph: {graph.emotion} ({graph.n_nodes} nodes, {len(graph.weights)} edges)",

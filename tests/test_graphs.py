@@ -153,6 +153,8 @@ def test_viewer_prunes_selects_pins_and_saves(tmp_path):
     assert heads, "a pruned graph at 95% keeps some circuit node"
     details = view.select(heads[0])
     assert set(details["contribution_by_emotion"]) == {"anger", "fear"}  # the same node in both emotions' graphs
+    note = view.hover_notes()[heads[0]]
+    assert all(f"{e} {v:+.3f}" in note for e, v in details["contribution_by_emotion"].items())  # hover says it too
     # the edge index gives what a scan of every edge gives
     full = view.graph
     where = [n.key for n in full.nodes].index(view.shown.nodes[heads[0]].key)

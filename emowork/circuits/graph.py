@@ -619,6 +619,17 @@ def edges_by_patching(handle: "ModelHandle", graph: AttributionGraph, reference:
     return result
 
 
+def circuit_write_into_target(graph: AttributionGraph) -> tuple[float, float]:
+    """``(signed, share)``: the sum of the circuit nodes' (neurons' and heads') edges into the target, and their share
+    of the target's absolute direct input (tokens and error nodes make up the rest)."""
+    into = graph.targets == graph.target_index
+    kinds = np.array([graph.nodes[s].kind for s in graph.sources[into]])
+    weights = graph.weights[into]
+    mine = np.isin(kinds, ["head", "neuron"])
+    total = float(np.abs(weights).sum())
+    return float(weights[mine].sum()), (float(np.abs(weights[mine]).sum()) / total if total > 0 else float("nan"))
+
+
 def direct_write(handle: "ModelHandle", circuit: Circuit, prompt: str, emotion: str, reference: torch.Tensor) -> float:
     """What ``emotion``'s part of ``circuit`` writes straight onto ``reference`` ``[D]`` at the last token of ``prompt``:
     the sum of its neurons' and heads' edges into the target of :func:`attribution_graph`, without building the graph

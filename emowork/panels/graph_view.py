@@ -145,7 +145,17 @@ class GraphView:
         thick outline."""
         pinned = [i for i, n in enumerate(self.shown.nodes) if n.key in self.pinned]
         return plots.attribution_graph_figure(self.shown, f"{self.emotion} · {self.prompt} · {self.share:.0%} of the influence",
-                                              highlight=pinned)
+                                              highlight=pinned, notes=self.hover_notes())
+
+    def hover_notes(self) -> list[str]:
+        """Per shown node, one hover line: its direct write onto each emotion's target on this prompt (the emotions
+        whose graph has the node)."""
+        others = [(e, self._index(by_prompt[self.prompt])) for e, by_prompt in self.graphs.items() if self.prompt in by_prompt]
+        notes = []
+        for node in self.shown.nodes:
+            parts = [f"{e} {ix['direct'].get(node.key, 0.0):+.3f}" for e, ix in others if node.key in ix["where"]]
+            notes.append("<br>onto each target: " + ", ".join(parts) if parts and node.kind != "target" else "")
+        return notes
 
     # ------------------------------------------------------------------ one node
     def select(self, index: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch
 from ... import findings, plots
 from ...analysis.directions import EmotionDirections
 from ...circuits import Circuit, attribution_graph, mean_graph, random_circuit, reference_directions, stable_segment
-from ...circuits.graph import direct_write as circuit_direct_write
+from ...circuits.graph import circuit_write_into_target, direct_write as circuit_direct_write
 from ...intervals import bootstrap_ci
 from ...panels.graph_page import GraphPage
 from ...prompts import build_prompts
@@ -26,17 +26,6 @@ PRUNE_SHARE = 0.8
 def _summary(values: list[float]) -> dict[str, float]:
     mean, low, high = bootstrap_ci(values)
     return {"mean": mean, "low": low, "high": high, "n": len(values)}
-
-
-def graph_direct_write(graph: Any) -> tuple[float, float]:
-    """``(signed, share)``: the sum of the circuit nodes' edges into the target, and their share of the target's
-    absolute direct input."""
-    into = graph.targets == graph.target_index
-    kinds = np.array([graph.nodes[s].kind for s in graph.sources[into]])
-    weights = graph.weights[into]
-    mine = np.isin(kinds, ["head", "neuron"])
-    total = float(np.abs(weights).sum())
-    return float(weights[mine].sum()), (float(np.abs(weights[mine]).sum()) / total if total > 0 else float("nan"))
 
 
 class GraphsStage(Stage):
@@ -84,7 +73,7 @@ class GraphsStage(Stage):
         for emotion in circuit.emotions:
             ref = reference[list(directions.emotions).index(emotion)]
             graphs = [attribution_graph(handle, circuit, p, emotion, ref, positions=preset.graph_positions) for p in prompts]
-            mine = [graph_direct_write(g) for g in graphs]
+            mine = [circuit_write_into_target(g) for g in graphs]
             theirs = [circuit_direct_write(handle, c, p, emotion, ref) for c in controls for p in prompts]
             by_emotion[emotion] = {"direct": _summary([m[0] for m in mine]), "share": _summary([m[1] for m in mine]),
                                    "random_direct": _summary(theirs)}
