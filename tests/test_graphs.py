@@ -222,3 +222,21 @@ def test_standalone_page_holds_every_node_panel(tmp_path):
         i = next(i for i, n in enumerate(shown.nodes) if n.kind == "head" and [m.key for m in graph.nodes].index(n.key) in into)
         assert "anger:" in panels[i] and "fear:" in panels[i]
     assert "plotly_click" in text
+
+
+def test_read_maps_in_several_passes_equal_one_pass():
+    from .conftest import load_tiny
+    from emowork.circuits.graph import read_maps
+
+    handle = load_tiny("tiny-llama")
+    neurons = {0: [3, 1, 7], 2: [5]}
+    heads = {1: [0, 2], 3: [1]}
+    whole = read_maps(handle, neurons, heads)
+    parts = read_maps(handle, neurons, heads, rows_per_pass=5)  # 2 heads x d_head rows split over passes
+    for kind in ("neuron", "head"):
+        assert set(whole[kind]) == set(parts[kind])
+        for L in whole[kind]:
+            for a, b in zip(whole[kind][L], parts[kind][L]):
+                assert a.shape == b.shape
+                torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert whole["head"][1][0].shape == (2, handle.facts.d_head, handle.facts.d_model)

@@ -289,21 +289,54 @@ def _capture_clean(handle: "ModelHandle", enc: dict[str, torch.Tensor]) -> _Clea
     )
 
 
-def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[int, list[int]]) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
-    """The affine read maps of circuit neurons and heads with every scale set to 1, from one batched backward pass.
+def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[int, list[int]],
+              rows_per_pass: int | None = None) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+    """The affine read maps of circuit neurons and heads with every scale set to 1, from batched backward passes.
 
     Returns ``{"neuron": {L: (R [n, D], b [n])}, "head": {L: (J [n_h, d_head, D], c [n_h, d_head])}}``: a neuron's
     pre-activation is ``R @ centre(x) / scale + b`` on the residual ``x`` it reads (``centre`` subtracts the mean on
     LayerNorm models: it is part of ``R`` here), a head's output ``z = sum_k A[k] (J @ x_k / scale_k) + c``.
+    Row ``r`` of the one-token batch serves the ``r``-th neuron and the ``r``-th head coordinate of every block at
+    once; ``rows_per_pass`` splits the rows into several passes (default: all in one on CPU, as many as 80% of the
+    free memory holds on CUDA, by :func:`emowork.model.memory.forward_bytes_per_token`).
     """
     f = handle.facts
     layers = sorted(set(neurons) | set(heads))
     if not layers:
         return {"neuron": {}, "head": {}}
     rows = max([len(v) for v in neurons.values()] + [len(v) * f.d_head for v in heads.values()] + [1])
-    last = max(layers)
+    device = next(handle.hf_model.parameters()).device
+    if rows_per_pass is None:
+        rows_per_pass = rows
+        if device.type == "cuda":
+            from ..model.memory import cuda_free_bytes, forward_bytes_per_token, rows_that_fit, shape_from_facts
+
+            per_row = 2 * (max(layers) + 1) * forward_bytes_per_token(shape_from_facts(f), handle.dtype, 1)
+            rows_per_pass = rows_that_fit(cuda_free_bytes(device), per_row, cap=rows)
+    parts = [_read_rows(handle, neurons, heads, start, min(rows, start + rows_per_pass))
+             for start in range(0, rows, max(1, rows_per_pass))]
+    out: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {"neuron": {}, "head": {}}
+    for L, units in neurons.items():
+        out["neuron"][L] = (torch.cat([p["neuron"][L][0] for p in parts if L in p["neuron"]]),
+                            torch.cat([p["neuron"][L][1] for p in parts if L in p["neuron"]]))
+    for L, hs in heads.items():
+        grads = torch.cat([p["head"][L][0] for p in parts if L in p["head"]])
+        bias = torch.cat([p["head"][L][1] for p in parts if L in p["head"]])
+        out["head"][L] = (grads.reshape(len(hs), f.d_head, -1), bias.reshape(len(hs), f.d_head))
+    return out
+
+
+def _read_rows(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[int, list[int]], start: int,
+               stop: int) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+    """Rows ``start:stop`` of :func:`read_maps`, one forward and one backward: per block, the neurons and head
+    coordinates whose row falls in the range (head rows flattened ``[n_h * d_head, D]``)."""
+    f = handle.facts
+    n_rows = stop - start
     device = next(handle.hf_model.parameters()).device
     dtype = next(handle.hf_model.parameters()).dtype
+    mine_n = {L: units[start:stop] for L, units in neurons.items() if len(units) > start}
+    mine_h = {L: (start, min(stop, len(hs) * f.d_head)) for L, hs in heads.items() if len(hs) * f.d_head > start}
+    last = max(list(mine_n) + list(mine_h))
     leaves: dict[str, torch.Tensor] = {}
     outputs: dict[str, torch.Tensor] = {}
     pre_site = pre_activation_site(handle)
@@ -314,10 +347,10 @@ def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[
             return leaves[name].to(act.dtype)
         return hook
 
-    def keep(name: str, stop: bool = False):
+    def keep(name: str, stop_here: bool = False):
         def hook(act, hook):
             outputs[name] = act
-            if stop:
+            if stop_here:
                 raise StopForward
         return hook
 
@@ -326,39 +359,36 @@ def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[
         hooks += [(hook_name("resid_pre", L), leaf(f"pre{L}")), (hook_name("resid_mid", L), leaf(f"mid{L}")),
                   (f"blocks.{L}.ln1.hook_scale", lambda a, hook: torch.ones_like(a)),
                   (f"blocks.{L}.ln2.hook_scale", lambda a, hook: torch.ones_like(a))]
-        if L in heads:
+        if L in mine_h:
             hooks.append((hook_name("z", L), keep(f"z{L}")))
-        if L in neurons:
-            hooks.append((f"blocks.{L}.{pre_site}", keep(f"u{L}", stop=L == last)))
-    if last not in neurons:
-        hooks.append((hook_name("resid_mid", last), keep("end", stop=True)))
-    ids = torch.zeros(rows, 1, dtype=torch.long, device=device)
+        if L in mine_n:
+            hooks.append((f"blocks.{L}.{pre_site}", keep(f"u{L}", stop_here=L == last)))
+    if last not in mine_n:
+        hooks.append((hook_name("resid_mid", last), keep("end", stop_here=True)))
+    ids = torch.zeros(n_rows, 1, dtype=torch.long, device=device)
+
+    def picked_neurons(L: int) -> torch.Tensor:
+        units = mine_n[L]
+        return outputs[f"u{L}"][torch.arange(len(units)), 0, torch.tensor(units, device=device)]
+
+    def picked_heads(L: int) -> torch.Tensor:
+        lo, hi = mine_h[L]
+        z = outputs[f"z{L}"].reshape(n_rows, -1, f.n_heads, f.d_head)[:, 0]  # [rows, H, dh]
+        r = torch.arange(lo, hi, device=device)
+        return z[r - start, torch.tensor(heads[L], device=device)[r // f.d_head], r % f.d_head]
+
     with torch.enable_grad(), _quiet_norm_edits(), attach_hooks(handle, hooks):
         try:
             handle.hf_model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
         except StopForward:
             pass
-        picked = []
-        for L, units in neurons.items():
-            picked.append(outputs[f"u{L}"][torch.arange(len(units)), 0, torch.tensor(units, device=device)].float())
-        for L, hs in heads.items():
-            z = outputs[f"z{L}"].reshape(rows, -1, f.n_heads, f.d_head)[:, 0]  # [rows, H, dh]
-            r = torch.arange(len(hs) * f.d_head, device=device)
-            picked.append(z[r, torch.tensor(hs, device=device).repeat_interleave(f.d_head), r % f.d_head].float())
-        total = torch.cat(picked).sum()
+        total = torch.cat([picked_neurons(L).float() for L in mine_n] + [picked_heads(L).float() for L in mine_h]).sum()
         grads = dict(zip(leaves, torch.autograd.grad(total, list(leaves.values()), allow_unused=True)))
     out: dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {"neuron": {}, "head": {}}
-    for L, units in neurons.items():
-        n = len(units)
-        bias = outputs[f"u{L}"][torch.arange(n), 0, torch.tensor(units, device=device)]
-        out["neuron"][L] = (grads[f"mid{L}"][:n, 0].detach().double().cpu(), bias.detach().double().cpu())
-    for L, hs in heads.items():
-        n = len(hs) * f.d_head
-        z = outputs[f"z{L}"].reshape(rows, -1, f.n_heads, f.d_head)[:n, 0]
-        r = torch.arange(n, device=device)
-        bias = z[r, torch.tensor(hs, device=device).repeat_interleave(f.d_head), r % f.d_head]
-        out["head"][L] = (grads[f"pre{L}"][:n, 0].detach().double().cpu().reshape(len(hs), f.d_head, -1),
-                          bias.detach().double().cpu().reshape(len(hs), f.d_head))
+    for L, units in mine_n.items():
+        out["neuron"][L] = (grads[f"mid{L}"][:len(units), 0].detach().double().cpu(), picked_neurons(L).detach().double().cpu())
+    for L, (lo, hi) in mine_h.items():
+        out["head"][L] = (grads[f"pre{L}"][:hi - lo, 0].detach().double().cpu(), picked_heads(L).detach().double().cpu())
     return out
 
 
