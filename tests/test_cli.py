@@ -101,6 +101,21 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     explorer = (out / "artifacts" / "graphs" / "graphs.html").read_text()
     assert all(f"<option value='{e}'>" in explorer for e in graphs["by_emotion"]) and "plotly_click" in explorer
     assert "href='artifacts/graphs/graphs.html'" in (out / "report.html").read_text()
+    # Comparing runs (the mechanics: this run against a copy of itself)
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(out, twin)
+    assert main(["compare", str(out), str(twin), "--out", str(tmp_path / "cmp")]) == 0
+    compared = read(tmp_path / "cmp" / "compare.json")
+    pair = compared["geometry"]["pairs"][0]
+    assert pair["r"] == pytest.approx(1.0) and pair["r"] > pair["null_high"]
+    labels = [r["label"] for r in compared["runs"]]
+    assert compared["headline"][labels[0]] == compared["headline"][labels[1]] and "prompting" in compared["headline"][labels[0]]
+    assert len(compared["influence"][labels[0]]["mlp"]) == n_layers and "circuit modulation" in compared["headline"][labels[0]]
+    assert any("not distinguishable" in s for s in compared["findings"]) and any("share more" in s for s in compared["findings"])
+    for stem in ("compare_headline", "compare_influence", "compare_geometry", "compare_stability"):
+        assert (tmp_path / "cmp" / "figures" / f"{stem}.json").exists()
     capsys.readouterr()
     assert main(["run", "--model", "tiny-llama", "--fast", "--out", str(out), "--stages", "circuitz"]) == 2
     assert "stages are: check" in capsys.readouterr().err
