@@ -456,7 +456,7 @@ def attribution_graph_figure(graph: Any, title: str | None = None, max_edges: in
             customdata=[[n.label, n.layer, n.index, n.activation, n.value, float(influence[i]), notes[i] if notes else "", i]
                         for n, i in zip(nodes, members)],
             hovertemplate="%{customdata[0]}<br>layer %{customdata[1]}, index %{customdata[2]}<br>activation %{customdata[3]:.3f}"
-                          "<br>input %{customdata[4]:.3f}<br>influence %{customdata[5]:.3f}%{customdata[6]}<extra></extra>"))
+                          "<br>input %{customdata[4]:.3f}<br>influence %{customdata[5]:.3f} (in this graph)%{customdata[6]}<extra></extra>"))
     ticks = sorted({n.position for n in graph.nodes})
     fig.update_layout(
         title=title or f"Attribution graph: {graph.emotion} ({graph.n_nodes} nodes, {len(graph.weights)} edges)",

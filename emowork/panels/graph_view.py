@@ -63,7 +63,7 @@ def details_html(d: dict[str, Any], examples: list[dict[str, Any]] | None = None
     parts = [f"<div class='emowork-graph-side'><h4>{esc(d['label'])}</h4>",
              f"<div>{esc(d['kind'])}, layer {d['layer']}, index {d['index']}, token {d['position']} "
              f"({esc(repr(d['token']))})</div>",
-             f"<div>activation {d['activation']:.3f} · input {d['input']:.3f} · influence {d['influence']:.3f}</div>"]
+             f"<div>activation {d['activation']:.3f} · input {d['input']:.3f} · influence {d['influence']:.3f} (in the full graph)</div>"]
     for title in ("incoming", "outgoing"):
         items = "".join(f"<li>{esc(r['node'])}: {r['weight']:+.3f}</li>" for r in d[title]) or "<li>none</li>"
         parts.append(f"<div><b>{title} edges</b><ul class='emowork-{title}'>{items}</ul></div>")
