@@ -73,10 +73,10 @@ def _plan(args: argparse.Namespace) -> int:
     shape = shape_from_config(args.model)
     plans = plan_run(shape, preset, memory, args.gpus, dtype)
     if args.json:
-        print(json.dumps({"shape": shape.as_dict(), "memory_gib": memory, "memory_source": source, "gpus": args.gpus,
+        print(json.dumps({"model": args.model, "shape": shape.as_dict(), "memory_gib": memory, "memory_source": source, "gpus": args.gpus,
                           "dtype": str(dtype), "preset": preset.name, "stages": plan_as_dict(plans)}, indent=2))
     else:
-        print(format_plan(shape, plans, memory, args.gpus, dtype, preset) + f"\n(memory per device: {memory:.0f} GiB, {source})")
+        print(format_plan(args.model, shape, plans, memory, args.gpus, dtype, preset) + f"\n(memory per device: {memory:.0f} GiB, {source})")
     return 0 if all(p.fits for p in plans) else 1
 
 

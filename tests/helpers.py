@@ -17,3 +17,18 @@ class LengthJudge(Judge):
         for i, t in enumerate(texts):
             out[i, len(t) % 6] = 0.9
         return out
+
+
+def refuse_network(page) -> list[str]:
+    """Make a Playwright ``page`` refuse every request that is not a local file, data or blob URL; returns the list
+    the refused URLs are appended to (so a test can assert nothing was fetched)."""
+    refused: list[str] = []
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:", "blob:")):
+            return r.continue_()
+        refused.append(r.request.url)
+        return r.abort()
+
+    page.route("**/*", route)
+    return refused

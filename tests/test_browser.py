@@ -22,6 +22,8 @@ from typing import Iterator
 
 import pytest
 
+from .helpers import refuse_network
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = [
     "import emowork\nfrom emowork import data\nfrom emowork.analysis.directions import extract\nfrom widgets import SteeringPanel",
@@ -161,18 +163,11 @@ def test_standalone_graph_page_click_opens_the_side_panel_offline(tmp_path):
     reference = torch.nn.functional.normalize(torch.randn(handle.facts.d_model, generator=torch.Generator().manual_seed(0)), dim=0)
     graph = attribution_graph(handle, toy_circuit(handle), handle.format_chat("The rain stopped."), "anger", reference, positions=2)
     path = write_graph_page({"anger": graph}, tmp_path / "graphs.html", share=0.9)
-    refused = []
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:")):
-            return r.continue_()
-        refused.append(r.request.url)
-        return r.abort()
 
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.route("**/*", route)
+        refused = refuse_network(page)
         page.goto(path.as_uri())
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .scatterlayer path.point').length > 0", timeout=60_000)
         click_a_graph_node(page, "target")

@@ -11,6 +11,8 @@ import pytest
 
 from emowork.notebook_pages import WIDGET_VIEW, export, prefer_static_html
 
+from .helpers import refuse_network
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = [
     "from emowork.plots import use_offline_renderer\nuse_offline_renderer()\nfrom emowork import plots",
@@ -42,18 +44,11 @@ def test_exported_page_draws_figures_and_panels_offline(tmp_path):
     source = tmp_path / "page.ipynb"
     nbformat.write(nb, source)
     (page,) = export([source], tmp_path / "html", timeout=600)
-    refused = []
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:")):
-            return r.continue_()
-        refused.append(r.request.url)
-        return r.abort()
 
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
         tab = browser.new_page()
-        tab.route("**/*", route)
+        refused = refuse_network(tab)
         tab.goto(page.as_uri())
         tab.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
         drawn = tab.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.querySelectorAll('.bars .point, .scatterlayer .trace').length)")

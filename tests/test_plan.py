@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from emowork.cli import main
-from emowork.model.memory import (GIB, ModelShape, generation_row_bytes, kv_bytes_per_token, rows_that_fit, shape_from_config,
-                                  shape_from_facts)
+from emowork.model.memory import GIB, generation_row_bytes, kv_bytes_per_token, rows_that_fit, shape_from_config
 from emowork.pipeline.plan import plan_run
 from emowork.pipeline.presets import get_preset
 
@@ -29,7 +28,9 @@ def test_shape_from_config_matches_the_loaded_model():
 
     handle = load_tiny("tiny-llama")
     from_config = shape_from_config("tiny-llama")
-    assert from_config.as_dict() | {"name": ""} == shape_from_facts(handle.facts).as_dict() | {"name": "", "architecture": from_config.architecture}
+    assert from_config == handle.facts  # every size, the MLP and norm kinds, the parameter count
+    gpt2 = shape_from_config("tiny-gpt2")
+    assert gpt2 == load_tiny("tiny-gpt2").facts and not gpt2.gated_mlp and gpt2.normalization == "LN"
 
 
 def test_kv_formula_is_the_real_cache_size():
@@ -41,7 +42,7 @@ def test_kv_formula_is_the_real_cache_size():
     cache = out.past_key_values
     real = sum(layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
                for layer in cache.layers)
-    assert real == 3 * tokens * kv_bytes_per_token(shape_from_facts(handle.facts), handle.dtype)
+    assert real == 3 * tokens * kv_bytes_per_token(handle.facts, handle.dtype)
 
 
 def test_plans_fit_or_say_what_to_do(capsys):
@@ -86,9 +87,9 @@ def test_cuda_generation_batch_comes_from_free_memory(monkeypatch):
 
     facts = load_tiny("tiny-llama").facts
     handle = SimpleNamespace(device=torch.device("cuda"), dtype=torch.bfloat16, facts=facts)
-    row = generation_row_bytes(shape_from_facts(facts), torch.bfloat16, 100, 48)
+    row = generation_row_bytes(facts, torch.bfloat16, 100, 48)
     for free in (row * 10, row * 100):
         monkeypatch.setattr(memory, "cuda_free_bytes", lambda device, free=free: free)
         assert G._batch_size(handle, "auto", DecodingConfig(max_new_tokens=48), 100) == rows_that_fit(free, row) == int(0.8 * free // row)
     assert G._batch_size(SimpleNamespace(device=torch.device("cpu")), "auto", DecodingConfig(), 100) == G.CPU_GENERATION_BATCH
-    assert isinstance(ModelShape, type) and GIB == 2 ** 30
+    assert GIB == 2 ** 30

@@ -309,9 +309,9 @@ def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[
     if rows_per_pass is None:
         rows_per_pass = rows
         if device.type == "cuda":
-            from ..model.memory import cuda_free_bytes, forward_bytes_per_token, rows_that_fit, shape_from_facts
+            from ..model.memory import cuda_free_bytes, forward_bytes_per_token, rows_that_fit
 
-            per_row = 2 * (max(layers) + 1) * forward_bytes_per_token(shape_from_facts(f), handle.dtype, 1)
+            per_row = 2 * (max(layers) + 1) * forward_bytes_per_token(f, handle.dtype, 1)
             rows_per_pass = rows_that_fit(cuda_free_bytes(device), per_row, cap=rows)
     parts = [_read_rows(handle, neurons, heads, start, min(rows, start + rows_per_pass))
              for start in range(0, rows, max(1, rows_per_pass))]

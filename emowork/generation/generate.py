@@ -128,9 +128,9 @@ def _batch_size(handle: "ModelHandle", batch_size: int | str, config: DecodingCo
         return batch_size
     if handle.device.type != "cuda":
         return 1 if config.do_sample else CPU_GENERATION_BATCH  # per-prompt seeds are exact at batch size 1
-    from ..model.memory import cuda_free_bytes, generation_row_bytes, rows_that_fit, shape_from_facts
+    from ..model.memory import cuda_free_bytes, generation_row_bytes, rows_that_fit
 
-    row = generation_row_bytes(shape_from_facts(handle.facts), handle.dtype, prompt_tokens, config.max_new_tokens)
+    row = generation_row_bytes(handle.facts, handle.dtype, prompt_tokens, config.max_new_tokens)
     return rows_that_fit(cuda_free_bytes(handle.device), row, cap=32 if config.do_sample else 512)
 
 

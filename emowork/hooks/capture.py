@@ -172,10 +172,10 @@ def token_budget(handle: "ModelHandle", max_len: int) -> int:
     """Tokens per forward pass for ``batch_size="auto"``: fixed on CPU/MPS, from free memory on CUDA."""
     if handle.device.type != "cuda":
         return max(CPU_TOKENS_PER_BATCH, max_len)
-    from ..model.memory import cuda_free_bytes, forward_bytes_per_token, shape_from_facts
+    from ..model.memory import cuda_free_bytes, forward_bytes_per_token
 
     # one layer's transient activations per token (the formula `emowork plan` uses), the logits at one position
-    per_token = forward_bytes_per_token(shape_from_facts(handle.facts), handle.dtype, max_len) + 4 * handle.facts.d_vocab // max_len
+    per_token = forward_bytes_per_token(handle.facts, handle.dtype, max_len) + 4 * handle.facts.d_vocab // max_len
     return max(max_len, int(0.3 * cuda_free_bytes(handle.device) / per_token))
 
 

@@ -8,6 +8,7 @@ Hugging Face id. Nothing is downloaded when the Hub cannot be reached: the error
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import re
@@ -52,9 +53,12 @@ def load_model(
     model, tokenizer, bridge_name, source = _load_hf(name, torch_device, torch_dtype, trust_remote_code)
     model.eval().requires_grad_(False)
     fingerprint, info = model_fingerprint(model.config, model)
+    n_params = sum({p.data_ptr(): p.numel() for p in model.parameters()}.values())  # before the bridge adds split copies
     _prepare_tokenizer(tokenizer)
     bridge = _boot_bridge(bridge_name, model, tokenizer, torch_device, torch_dtype)
-    return ModelHandle(name, bridge, model, tokenizer, fingerprint, info, source)
+    handle = ModelHandle(name, bridge, model, tokenizer, fingerprint, info, source)
+    handle.facts = dataclasses.replace(handle.facts, n_params=int(n_params))
+    return handle
 
 
 def _load_hf(name: str, device: torch.device, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, Any, str, str]:

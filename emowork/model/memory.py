@@ -16,44 +16,16 @@ A batch size is the largest that keeps ``weights + rows * per_row`` within ``sha
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ..errors import ModelNotAvailableError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .handle import ModelFacts
+from .handle import ModelFacts
 
 GIB = 1024 ** 3
 BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The sizes of a model that memory depends on (read from a config; no weights)."""
-
-    name: str
-    architecture: str
-    n_layers: int
-    d_model: int
-    n_heads: int
-    n_kv_heads: int
-    d_head: int
-    d_mlp: int
-    d_vocab: int
-    n_params: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def shape_from_facts(facts: "ModelFacts", name: str = "") -> ModelShape:
-    """The shape of a loaded model (its :class:`~emowork.model.handle.ModelFacts`)."""
-    return ModelShape(name, facts.architecture, facts.n_layers, facts.d_model, facts.n_heads, facts.n_kv_heads,
-                      facts.d_head, facts.d_mlp, facts.d_vocab, facts.n_params)
 
 
 def _config(name: str) -> Any:
@@ -86,40 +58,44 @@ def _config(name: str) -> Any:
             "Shapes of Llama-3.2-3B, Qwen2.5-7B and Llama-3.1-70B are in benchmarks/configs/.") from None
 
 
-def shape_from_config(name: str) -> ModelShape:
-    """The shape of ``name`` (a config.json, a model folder, an HF id with its config cached, ``embedded`` or a tiny
-    model name), parameters counted by building the model on the meta device (no memory, no weights)."""
+def shape_from_config(name: str) -> ModelFacts:
+    """The :class:`~emowork.model.handle.ModelFacts` of ``name`` (a config.json, a model folder, an HF id with its
+    config cached, ``embedded`` or a tiny model name) without its weights: the model is built on the meta device,
+    which counts the parameters exactly (shared ones once) and shows its MLP and norm kinds."""
     from transformers import AutoModelForCausalLM
 
     config = _config(name)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    n_params = sum(p.numel() for p in model.parameters())
+    names = [n for n, _ in model.named_parameters()]
+    norms = {type(m).__name__ for m in model.modules() if "Norm" in type(m).__name__}
     n_heads = int(text.num_attention_heads)
     d_model = int(text.hidden_size)
-    d_head = int(getattr(text, "head_dim", None) or d_model // n_heads)
-    return ModelShape(name=str(name), architecture=type(model).__name__, n_layers=int(text.num_hidden_layers),
-                      d_model=d_model, n_heads=n_heads, n_kv_heads=int(getattr(text, "num_key_value_heads", None) or n_heads),
-                      d_head=d_head, d_mlp=int(getattr(text, "intermediate_size", None) or 4 * d_model),
-                      d_vocab=int(text.vocab_size), n_params=int(n_params))
+    return ModelFacts(architecture=type(model).__name__, n_layers=int(text.num_hidden_layers), d_model=d_model,
+                      n_heads=n_heads, n_kv_heads=int(getattr(text, "num_key_value_heads", None) or n_heads),
+                      d_head=int(getattr(text, "head_dim", None) or d_model // n_heads),
+                      d_mlp=int(getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * d_model),
+                      d_vocab=int(text.vocab_size), gated_mlp=any("gate" in n for n in names),
+                      normalization="RMS" if any("RMS" in n for n in norms) else "LN",
+                      n_params=int(sum(p.numel() for p in model.parameters())))
 
 
-def weight_bytes(shape: ModelShape, dtype: torch.dtype) -> int:
+def weight_bytes(shape: ModelFacts, dtype: torch.dtype) -> int:
     return shape.n_params * BYTES[dtype]
 
 
-def kv_bytes_per_token(shape: ModelShape, dtype: torch.dtype) -> int:
+def kv_bytes_per_token(shape: ModelFacts, dtype: torch.dtype) -> int:
     """KV cache of one token across every layer."""
     return 2 * shape.n_layers * shape.n_kv_heads * shape.d_head * BYTES[dtype]
 
 
-def forward_bytes_per_token(shape: ModelShape, dtype: torch.dtype, seq_len: int) -> int:
+def forward_bytes_per_token(shape: ModelFacts, dtype: torch.dtype, seq_len: int) -> int:
     """One layer's transient activations per token of a forward pass over ``seq_len`` tokens."""
     return BYTES[dtype] * (6 * shape.d_model + 3 * shape.d_mlp + 2 * shape.n_heads * seq_len)
 
 
-def generation_row_bytes(shape: ModelShape, dtype: torch.dtype, prompt_tokens: int, new_tokens: int) -> int:
+def generation_row_bytes(shape: ModelFacts, dtype: torch.dtype, prompt_tokens: int, new_tokens: int) -> int:
     """Peak memory one generated row adds: its KV cache at full length, the prefill's transient activations, the
     last position's float32 logits (and a sampling copy)."""
     total = prompt_tokens + new_tokens
@@ -127,7 +103,7 @@ def generation_row_bytes(shape: ModelShape, dtype: torch.dtype, prompt_tokens: i
             + 2 * 4 * shape.d_vocab)
 
 
-def forward_row_bytes(shape: ModelShape, dtype: torch.dtype, seq_len: int) -> int:
+def forward_row_bytes(shape: ModelFacts, dtype: torch.dtype, seq_len: int) -> int:
     """Peak memory one row of a plain forward (capture, last-token passes) adds, logits at one position."""
     return forward_bytes_per_token(shape, dtype, seq_len) * seq_len + 4 * shape.d_vocab
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from ..model.memory import (BYTES, GIB, ModelShape, forward_row_bytes, generation_row_bytes, kv_bytes_per_token,
+from ..model.handle import ModelFacts
+from ..model.memory import (BYTES, GIB, forward_row_bytes, generation_row_bytes, kv_bytes_per_token,
                             rows_that_fit, weight_bytes)
 from .presets import Preset
 
@@ -55,7 +56,7 @@ def _groups(preset: Preset) -> tuple[int, int]:
     return analysis, neutral_test
 
 
-def plan_run(shape: ModelShape, preset: Preset, memory_gib: float, gpus: int = 1, dtype: torch.dtype = torch.bfloat16,
+def plan_run(shape: ModelFacts, preset: Preset, memory_gib: float, gpus: int = 1, dtype: torch.dtype = torch.bfloat16,
              share: float = 0.8) -> list[StagePlan]:
     """The per-stage plan of a ``preset`` run of a model of ``shape`` on ``gpus`` devices of ``memory_gib`` each."""
     if gpus < 1:
@@ -104,10 +105,10 @@ def plan_run(shape: ModelShape, preset: Preset, memory_gib: float, gpus: int = 1
     return plans
 
 
-def format_plan(shape: ModelShape, plans: list[StagePlan], memory_gib: float, gpus: int, dtype: torch.dtype,
+def format_plan(name: str, shape: ModelFacts, plans: list[StagePlan], memory_gib: float, gpus: int, dtype: torch.dtype,
                 preset: Preset) -> str:
-    """The plan as a text table with a verdict line."""
-    lines = [f"{shape.name}: {shape.architecture}, {shape.n_params / 1e9:.2f}B parameters, {shape.n_layers} layers, "
+    """The plan of model ``name`` as a text table with a verdict line."""
+    lines = [f"{name}: {shape.architecture}, {shape.n_params / 1e9:.2f}B parameters, {shape.n_layers} layers, "
              f"d_model {shape.d_model}, {shape.n_heads} heads ({shape.n_kv_heads} KV) x {shape.d_head}, d_mlp {shape.d_mlp}, "
              f"vocab {shape.d_vocab}",
              f"{preset.name} run, {str(dtype).replace('torch.', '')}, {gpus} device(s) of {memory_gib:.0f} GiB; prompts assumed "
