@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--memory", type=float, default=None,
                       help="GiB per device (default: the free memory of this machine's GPU, else 80)")
     plan.add_argument("--dtype", default="auto", help="bf16 on cuda, fp32 on cpu by default")
-    plan.add_argument("--fast", action="store_true")
-    plan.add_argument("--full", action="store_true")
+    plan_size = plan.add_mutually_exclusive_group()
+    plan_size.add_argument("--fast", action="store_true")
+    plan_size.add_argument("--full", action="store_true")
     plan.add_argument("--json", action="store_true", help="print JSON")
 
     compare = sub.add_parser("compare", help="models side by side from finished runs: compare.html, compare.json, figures")

@@ -232,7 +232,7 @@ def test_read_maps_in_several_passes_equal_one_pass():
     neurons = {0: [3, 1, 7], 2: [5]}
     heads = {1: [0, 2], 3: [1]}
     whole = read_maps(handle, neurons, heads)
-    parts = read_maps(handle, neurons, heads, rows_per_pass=5)  # 2 heads x d_head rows split over passes
+    parts = read_maps(handle, neurons, heads, rows_per_pass=2)  # neuron rows and head rows both split over passes
     for kind in ("neuron", "head"):
         assert set(whole[kind]) == set(parts[kind])
         for L in whole[kind]:
@@ -240,3 +240,5 @@ def test_read_maps_in_several_passes_equal_one_pass():
                 assert a.shape == b.shape
                 torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     assert whole["head"][1][0].shape == (2, handle.facts.d_head, handle.facts.d_model)
+    with pytest.raises(ValueError, match="rows_per_pass"):
+        read_maps(handle, neurons, heads, rows_per_pass=0)

@@ -25,6 +25,7 @@ def test_bad_configs_say_what_to_fix(tmp_path):
         "max_retries: -1\nruns: [{model: tiny-llama}]": "max_retries",
         "runs: [unclosed": "not valid YAML",
         "sweeps: []": "unknown keys",
+        "resources: {gpu: 1}\nruns: [{model: tiny-llama}]": "gpus and cpus",
     }
     for i, (text, message) in enumerate(cases.items()):
         with pytest.raises(SweepError, match=message):
@@ -59,3 +60,5 @@ runs:
     broken = by_name["broken"]
     assert broken["status"] == "failed" and broken["attempts"] == 2 and "ModelNotAvailableError" in broken["error"]
     assert "failed" in out and "config.json" in broken["error"]
+    log = (tmp_path / "out" / "broken" / "attempts.log").read_text()
+    assert log.count(" start") == 2 and "Traceback" in log and summary["pending"] == []

@@ -306,6 +306,8 @@ def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[
         return {"neuron": {}, "head": {}}
     rows = max([len(v) for v in neurons.values()] + [len(v) * f.d_head for v in heads.values()] + [1])
     device = next(handle.hf_model.parameters()).device
+    if rows_per_pass is not None and (not isinstance(rows_per_pass, int) or rows_per_pass < 1):
+        raise ValueError(f"rows_per_pass={rows_per_pass!r}: give a positive whole number, or None to choose from memory.")
     if rows_per_pass is None:
         rows_per_pass = rows
         if device.type == "cuda":

@@ -120,14 +120,16 @@ def generate(
 
 
 def _batch_size(handle: "ModelHandle", batch_size: int | str, config: DecodingConfig, prompt_tokens: int) -> int:
-    """``"auto"``: fixed on CPU/MPS; on CUDA the most rows whose KV cache and prefill fit 80% of the free memory
+    """``"auto"``: fixed on CPU and MPS; on CUDA the most rows whose KV cache and prefill fit 80% of the free memory
     (:func:`emowork.model.memory.generation_row_bytes`, the formula ``emowork plan`` uses)."""
     if batch_size != "auto":
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: use a positive integer or 'auto'.")
         return batch_size
-    if handle.device.type != "cuda":
+    if handle.device.type == "cpu":
         return 1 if config.do_sample else CPU_GENERATION_BATCH  # per-prompt seeds are exact at batch size 1
+    if handle.device.type != "cuda":  # MPS: no free-memory query
+        return 32 if config.do_sample else 128
     from ..model.memory import cuda_free_bytes, generation_row_bytes, rows_that_fit
 
     row = generation_row_bytes(handle.facts, handle.dtype, prompt_tokens, config.max_new_tokens)

@@ -15,6 +15,7 @@ import torch
 
 from .activation_store import CHUNK_SIZE, CaptureStore, capture_key, prompts_digest
 from .attach import StopForward
+from ..model.memory import MAX_CAPTURE_ROWS
 from ..progress import progress_bar
 from .sites import SITE_HOOKS, SiteSpec, resolve_layers, resolve_sites
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..model.handle import ModelHandle
 
 CPU_TOKENS_PER_BATCH = 4096
-MAX_BATCH = 128
+MAX_BATCH = MAX_CAPTURE_ROWS  # prompts per pass, CPU and GPU
 
 
 def capture(
@@ -172,11 +173,9 @@ def token_budget(handle: "ModelHandle", max_len: int) -> int:
     """Tokens per forward pass for ``batch_size="auto"``: fixed on CPU/MPS, from free memory on CUDA."""
     if handle.device.type != "cuda":
         return max(CPU_TOKENS_PER_BATCH, max_len)
-    from ..model.memory import cuda_free_bytes, forward_bytes_per_token
+    from ..model.memory import capture_token_budget, cuda_free_bytes
 
-    # one layer's transient activations per token (the formula `emowork plan` uses), the logits at one position
-    per_token = forward_bytes_per_token(handle.facts, handle.dtype, max_len) + 4 * handle.facts.d_vocab // max_len
-    return max(max_len, int(0.3 * cuda_free_bytes(handle.device) / per_token))
+    return capture_token_budget(handle.facts, handle.dtype, cuda_free_bytes(handle.device), max_len)
 
 
 @torch.inference_mode()

@@ -88,6 +88,7 @@ class ModelHandle:
         fingerprint: str,
         fingerprint_info: dict[str, Any],
         source: str,
+        n_params: int | None = None,
     ) -> None:
         self.name = name
         self.bridge = bridge
@@ -96,7 +97,7 @@ class ModelHandle:
         self.fingerprint = fingerprint
         self.fingerprint_info = fingerprint_info
         self.source = source
-        self.facts = _read_facts(bridge, hf_model)
+        self.facts = _read_facts(bridge, hf_model, n_params)
         first = next(hf_model.parameters())
         self.device: torch.device = first.device
         self.dtype: torch.dtype = first.dtype
@@ -209,8 +210,10 @@ class ModelHandle:
         return run_check(self, prompt=prompt)
 
 
-def _read_facts(bridge: Any, hf_model: Any) -> ModelFacts:
-    """Read the model's sizes from the bridge config, cross-checked against the weights' shapes."""
+def _read_facts(bridge: Any, hf_model: Any, n_params: int | None = None) -> ModelFacts:
+    """Read the model's sizes from the bridge config, cross-checked against the weights' shapes. ``n_params``: the
+    model's own parameters counted before the bridge booted (it adds split q/k/v copies to fused-qkv models such
+    as GPT-2); without it, the unique parameters now, which may include those copies."""
     cfg = bridge.cfg
     w_o = bridge.blocks[0].attn.W_O
     w_out = bridge.blocks[0].mlp.W_out
@@ -230,7 +233,7 @@ def _read_facts(bridge: Any, hf_model: Any) -> ModelFacts:
         d_vocab=int(cfg.d_vocab),
         gated_mlp=bool(getattr(cfg, "gated_mlp", False)),
         normalization=norm,
-        n_params=int(sum(unique.values())),
+        n_params=int(n_params if n_params is not None else sum(unique.values())),
     )
 
 

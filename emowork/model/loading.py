@@ -8,7 +8,6 @@ Hugging Face id. Nothing is downloaded when the Hub cannot be reached: the error
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import os
 import re
@@ -56,9 +55,7 @@ def load_model(
     n_params = sum({p.data_ptr(): p.numel() for p in model.parameters()}.values())  # before the bridge adds split copies
     _prepare_tokenizer(tokenizer)
     bridge = _boot_bridge(bridge_name, model, tokenizer, torch_device, torch_dtype)
-    handle = ModelHandle(name, bridge, model, tokenizer, fingerprint, info, source)
-    handle.facts = dataclasses.replace(handle.facts, n_params=int(n_params))
-    return handle
+    return ModelHandle(name, bridge, model, tokenizer, fingerprint, info, source, n_params=int(n_params))
 
 
 def _load_hf(name: str, device: torch.device, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, Any, str, str]:

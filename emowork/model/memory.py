@@ -10,7 +10,9 @@ from the GPU's free memory). They are estimates of the peaks of an eager forward
   token (residual copies and norms, the MLP's gate/up/activation, the attention scores and probabilities), plus the
   last position's logits in float32 (``4 * d_vocab`` per row).
 
-A batch size is the largest that keeps ``weights + rows * per_row`` within ``share`` (default 0.8) of the memory.
+A generated batch is the largest with ``rows * per_row <= share * free`` (``free``: the memory the weights leave;
+``share`` 0.8 by default); a captured forward pass takes ``CAPTURE_SHARE`` (0.3) of it as a token budget
+(:func:`capture_token_budget`), at most ``MAX_CAPTURE_ROWS`` prompts at once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ..errors import ModelNotAvailableError
 from .handle import ModelFacts
 
 GIB = 1024 ** 3
+CAPTURE_SHARE = 0.3
+MAX_CAPTURE_ROWS = 128
 BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
 
 
@@ -103,14 +107,21 @@ def generation_row_bytes(shape: ModelFacts, dtype: torch.dtype, prompt_tokens: i
             + 2 * 4 * shape.d_vocab)
 
 
-def forward_row_bytes(shape: ModelFacts, dtype: torch.dtype, seq_len: int) -> int:
-    """Peak memory one row of a plain forward (capture, last-token passes) adds, logits at one position."""
-    return forward_bytes_per_token(shape, dtype, seq_len) * seq_len + 4 * shape.d_vocab
-
-
 def rows_that_fit(free_bytes: float, row_bytes: int, share: float = 0.8, cap: int = 512) -> int:
     """The largest batch whose rows fit in ``share`` of ``free_bytes`` (at least 1, at most ``cap``)."""
     return int(max(1, min(cap, share * free_bytes // max(row_bytes, 1))))
+
+
+def capture_token_budget(facts: ModelFacts, dtype: torch.dtype, free_bytes: float, max_len: int) -> int:
+    """Tokens per captured forward pass: ``CAPTURE_SHARE`` of the free memory over one layer's transient
+    activations per token (and the last position's logits), at least one prompt of ``max_len`` tokens."""
+    per_token = forward_bytes_per_token(facts, dtype, max_len) + 4 * facts.d_vocab // max(1, max_len)
+    return max(max_len, int(CAPTURE_SHARE * free_bytes / per_token))
+
+
+def capture_rows(facts: ModelFacts, dtype: torch.dtype, free_bytes: float, seq_len: int) -> int:
+    """Prompts of ``seq_len`` tokens per captured forward pass (what ``capture(batch_size="auto")`` uses on CUDA)."""
+    return max(1, min(MAX_CAPTURE_ROWS, capture_token_budget(facts, dtype, free_bytes, seq_len) // seq_len))
 
 
 def cuda_free_bytes(device: torch.device) -> int:

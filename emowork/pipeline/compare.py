@@ -35,7 +35,8 @@ LATE_START = 2 / 3  # the geometry is read over the last third of the layers (re
 
 
 class CompareError(EmoworkError):
-    """A run folder that cannot be compared (missing, unfinished, unreadable)."""
+    """A run folder that cannot be compared (missing or unreadable). An unfinished run is compared with a finding
+    that says so."""
 
 
 @dataclass
@@ -154,13 +155,18 @@ def comparison_findings(data: dict[str, Any]) -> list[str]:
         for (la, a), (lb, b) in itertools.combinations(have, 2):
             sentences.append(f"{name}: " + compare_words(a, b, la, lb) + ".")
     for pair in data["geometry"]["pairs"]:
-        inside = pair["null_low"] <= pair["r"] <= pair["null_high"]
+        where = "above" if pair["r"] > pair["null_high"] else "below" if pair["r"] < pair["null_low"] else "within"
+        verdict = {"above": "share more of their geometry than labels matched at random",
+                   "below": "are arranged less alike than labels matched at random",
+                   "within": "are not shown to share a geometry"}[where]
         sentences.append(
             f"Emotion geometry (late layers): the cosines between emotions of {pair['a']} and {pair['b']} correlate at "
             f"r = {pair['r']:+.2f} (95% interval {pair['low']:+.2f} to {pair['high']:+.2f}, {pair['n_pairs']} emotion pairs); "
-            + ("within" if inside else "outside")
-            + f" the range of permuted emotion labels ({pair['null_low']:+.2f} to {pair['null_high']:+.2f}), so the two models "
-            + ("are not shown to share a geometry." if inside else "share more of their geometry than labels matched at random."))
+            f"{where} the middle 95% of what permuted emotion labels give ({pair['null_low']:+.2f} to {pair['null_high']:+.2f}), "
+            f"so the two models {verdict}.")
+    for run in data["runs"]:
+        if not run["complete"]:
+            sentences.append(f"{run['label']}: the run did not finish; its numbers are those of the stages that did.")
     for label, s in data["stability"].items():
         L = s["n_layers"]
         stable = s["stable_layers"]
@@ -177,7 +183,8 @@ def write_comparison(folders: Sequence[str | Path], out: str | Path) -> Path:
     runs = [load_for_comparison(f) for f in folders]
     labels = [r.label for r in runs]
     if len(set(labels)) < len(labels):
-        raise CompareError(f"two runs have the same label {labels}: give different folders.")
+        raise CompareError(f"two runs have the same label {labels} (labels come from the folder names): rename or copy "
+                           "one of the folders so that the names differ.")
     data = comparison(runs)
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from ..model.handle import ModelFacts
-from ..model.memory import (BYTES, GIB, forward_row_bytes, generation_row_bytes, kv_bytes_per_token,
-                            rows_that_fit, weight_bytes)
+from ..model.memory import (BYTES, CAPTURE_SHARE, GIB, capture_rows, forward_bytes_per_token, kv_bytes_per_token, rows_that_fit,
+                            weight_bytes)
 from .presets import Preset
 
 PROMPT_TOKENS = 128
@@ -31,8 +31,9 @@ BUDGET_PER_SUBLAYER = 10
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One stage's memory on the device: ``weights_gib`` per GPU, ``batch`` rows at once, ``kv_gib`` and
-    ``activations_gib`` at that batch (per GPU), ``host_gib`` kept in host memory; ``rows``: how many rows the stage
+    """One stage's memory on the device: ``weights_gib`` per GPU, ``batch`` rows at once, ``kv_gib`` (what is split
+    over the devices with the layers: the KV cache, or the activations a backward pass keeps) and ``activations_gib``
+    (one layer's transient activations and the logits, whole on one device) at that batch, ``host_gib`` kept in host memory; ``rows``: how many rows the stage
     runs in all; ``fits``: everything fits with the batch (at least 1 row)."""
 
     stage: str
@@ -70,29 +71,34 @@ def plan_run(shape: ModelFacts, preset: Preset, memory_gib: float, gpus: int = 1
     new = preset.max_new_tokens
     plans: list[StagePlan] = []
 
-    def add(stage: str, work: str, rows: int, row_bytes: int, kv_row: int, host: float) -> None:
-        per_gpu_row = row_bytes / gpus  # layers (and their KV and activations) are split over the devices
+    def add(stage: str, work: str, rows: int, kv_row: int, transient_row: int, host: float, batch: int | None = None) -> None:
+        """``kv_row`` (KV cache, split over the devices with the layers) and ``transient_row`` (one layer's
+        activations and the logits, needed whole on the device that runs them) per row; ``batch``: a fixed rule."""
+        per_gpu_row = kv_row / gpus + transient_row
         fits = free > 0 and per_gpu_row <= share * free
-        batch = min(rows, rows_that_fit(free, int(per_gpu_row), share)) if fits else 0
-        kv = batch * kv_row / gpus
-        plans.append(StagePlan(stage, work, rows, batch, weights / GIB, kv / GIB, (batch * per_gpu_row - kv) / GIB,
-                               host / GIB, fits))
+        if batch is None:
+            batch = rows_that_fit(free, int(per_gpu_row), share) if fits else 0
+        batch = min(rows, batch) if fits else 0
+        plans.append(StagePlan(stage, work, rows, batch, weights / GIB, batch * kv_row / gpus / GIB,
+                               batch * transient_row / GIB, host / GIB, fits and batch * per_gpu_row <= free))
 
-    gen_row = generation_row_bytes(shape, dtype, PROMPT_TOKENS, new)
     kv_row = kv_bytes_per_token(shape, dtype) * (PROMPT_TOKENS + new)
-    fwd_row = forward_row_bytes(shape, dtype, PROMPT_TOKENS)
+    prefill_row = forward_bytes_per_token(shape, dtype, PROMPT_TOKENS) * PROMPT_TOKENS + 2 * 4 * shape.d_vocab
+    fwd_row = forward_bytes_per_token(shape, dtype, PROMPT_TOKENS) * PROMPT_TOKENS + 4 * shape.d_vocab
+    capture_batch = capture_rows(shape, dtype, max(free, 0), PROMPT_TOKENS)  # the rule capture(batch_size="auto") uses
     add("load", "weights onto the device(s)", 0, 0, 0, 0.0)
-    add("elicitation", f"{analysis * EMOTIONS} replies of up to {new} tokens", analysis * EMOTIONS, gen_row, kv_row, 0.0)
+    add("elicitation", f"{analysis * EMOTIONS} replies of up to {new} tokens", analysis * EMOTIONS, kv_row, prefill_row, 0.0)
     directions_host = analysis * EMOTIONS * shape.n_layers * 2 * shape.d_model * 4
     add("directions", f"{analysis * EMOTIONS} prompts captured at 2 sites x {shape.n_layers} layers", analysis * EMOTIONS,
-        fwd_row, 0, directions_host)
+        0, fwd_row, directions_host, capture_batch)
     sweep_rows = len(preset.sweep) * preset.sweep_per_theme * THEMES * EMOTIONS
-    add("steering", f"{sweep_rows} steered replies ({len(preset.sweep)} settings)", sweep_rows, gen_row, kv_row, 0.0)
+    add("steering", f"{sweep_rows} steered replies ({len(preset.sweep)} settings)", sweep_rows, kv_row, prefill_row, 0.0)
     samples = preset.sample_groups * EMOTIONS
     components_host = samples * shape.n_layers * (2 * shape.d_model + shape.d_mlp + shape.n_heads * shape.d_head) * 4
-    add("components", f"{samples} prompts captured at 4 sites x {shape.n_layers} layers", samples, fwd_row, 0, components_host)
+    add("components", f"{samples} prompts captured at 4 sites x {shape.n_layers} layers", samples, 0, fwd_row,
+        components_host, capture_batch)
     circuit_rows = (len(preset.circuit_scales) + preset.random_seeds + 4) * neutral_test * EMOTIONS
-    add("circuits", f"~{circuit_rows} judged replies (scales, random circuits, controls)", circuit_rows, gen_row, kv_row, 0.0)
+    add("circuits", f"~{circuit_rows} judged replies (scales, random circuits, controls)", circuit_rows, kv_row, prefill_row, 0.0)
     # graphs: the read maps' backward through one-token rows, one row per head coordinate of the busiest block
     heads_per_block = min(shape.n_heads, int(HEAD_SHARE * 2 * BUDGET_PER_SUBLAYER * shape.n_layers))
     read_rows = heads_per_block * shape.d_head
@@ -101,19 +107,21 @@ def plan_run(shape: ModelFacts, preset: Preset, memory_gib: float, gpus: int = 1
     nodes = preset.graph_positions * size + 2 * shape.n_layers * PROMPT_TOKENS + PROMPT_TOKENS
     edges_host = 24.0 * nodes * preset.graph_positions * size / 2  # float64 weight + two int64 indices per edge
     add("graphs", f"read maps of {read_rows} one-token rows; ~{nodes} nodes per graph", read_rows, backward_row, 0,
-        EMOTIONS * edges_host)
+        EMOTIONS * edges_host, rows_that_fit(max(free, 0), int(backward_row / gpus), share, cap=read_rows))
+    # (the retained activations of the backward pass sit with their layers; read_maps chooses its passes this way)
     return plans
 
 
 def format_plan(name: str, shape: ModelFacts, plans: list[StagePlan], memory_gib: float, gpus: int, dtype: torch.dtype,
-                preset: Preset) -> str:
+                preset: Preset, share: float = 0.8) -> str:
     """The plan of model ``name`` as a text table with a verdict line."""
     lines = [f"{name}: {shape.architecture}, {shape.n_params / 1e9:.2f}B parameters, {shape.n_layers} layers, "
              f"d_model {shape.d_model}, {shape.n_heads} heads ({shape.n_kv_heads} KV) x {shape.d_head}, d_mlp {shape.d_mlp}, "
              f"vocab {shape.d_vocab}",
              f"{preset.name} run, {str(dtype).replace('torch.', '')}, {gpus} device(s) of {memory_gib:.0f} GiB; prompts assumed "
-             f"{PROMPT_TOKENS} tokens; batches use at most 80% of what the weights leave free.", "",
-             f"{'stage':<12} {'rows':>6} {'batch':>6} {'weights':>9} {'KV':>8} {'activ.':>8} {'device':>9} {'host':>8}  fits  work"]
+             f"{PROMPT_TOKENS} tokens; generation uses at most {share:.0%} of what the weights leave free, capture "
+             f"{CAPTURE_SHARE:.0%} as a token budget.", "",
+             f"{'stage':<12} {'rows':>6} {'batch':>6} {'weights':>9} {'KV/kept':>8} {'activ.':>8} {'device':>9} {'host':>8}  fits  work"]
     for p in plans:
         lines.append(f"{p.stage:<12} {p.rows:>6} {p.batch:>6} {p.weights_gib:>8.1f}G {p.kv_gib:>7.1f}G {p.activations_gib:>7.1f}G "
                      f"{p.device_gib:>8.1f}G {p.host_gib:>7.2f}G  {'yes' if p.fits else 'NO':>4}  {p.work}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -99,6 +100,9 @@ def read_config(path: str | Path) -> SweepConfig:
     if twice:
         raise SweepError(f"{path}: several runs would write {twice}; give them distinct 'name's.")
     resources = raw.get("resources") or {}
+    if not isinstance(resources, dict) or set(resources) - {"gpus", "cpus"}:
+        raise SweepError(f"{path}: 'resources' takes gpus and cpus per run, e.g. resources: {{gpus: 1, cpus: 4}} "
+                         f"(got {resources!r}).")
     retries = raw.get("max_retries", 1)
     if not isinstance(retries, int) or retries < 0:
         raise SweepError(f"{path}: max_retries must be a whole number >= 0, not {retries!r}.")
@@ -106,9 +110,12 @@ def read_config(path: str | Path) -> SweepConfig:
                        gpus=resources.get("gpus"), cpus=float(resources.get("cpus", 1)), max_retries=retries)
 
 
-def run_one(run: dict[str, Any], out: str) -> dict[str, Any]:
+def run_one(run: dict[str, Any], out: str, sweep_id: str = "") -> dict[str, Any]:
     """One run (inside a Ray task): writes ``<out>/<name>/``; returns its status and headline numbers. Each attempt
-    is appended to ``attempts.log`` in the run's folder."""
+    is appended to ``attempts.log`` in the run's folder (``<time> <sweep_id> start``, and the traceback when it
+    fails)."""
+    import traceback
+
     from .headline import headline_rows
     from .runner import run_pipeline
     from .settings import RunSettings
@@ -116,13 +123,18 @@ def run_one(run: dict[str, Any], out: str) -> dict[str, Any]:
     folder = Path(out) / run["name"]
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "attempts.log", "a") as log:
-        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} start\n")
+        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {sweep_id} start\n")
     stages = tuple(run["stages"]) if run.get("stages") else None
     settings = RunSettings(model=str(run["model"]), preset=run.get("preset", "standard"), out=str(folder),
                            device=run.get("device", "auto"), dtype=run.get("dtype", "auto"), stages=stages,
                            judge=run.get("judge", "default"))
     start = time.perf_counter()
-    record = run_pipeline(settings)
+    try:
+        record = run_pipeline(settings)
+    except Exception:
+        with open(folder / "attempts.log", "a") as log:
+            log.write("".join(f"    {line}" for line in traceback.format_exc().splitlines(True)))
+        raise
     return {"name": run["name"], "status": "ok" if record.get("complete") else "incomplete", "folder": str(folder),
             "seconds": round(time.perf_counter() - start, 1),
             "headline": {r["name"]: r["summary"] for r in headline_rows(record)}}
@@ -132,8 +144,6 @@ def run_sweep(config: SweepConfig, address: str | None = None) -> dict[str, Any]
     """Run every run of ``config`` as a Ray task (local Ray when ``address`` is None); write and return
     ``sweep.json`` (``{"runs": [{name, status, attempts, folder, error?, headline?}]}``)."""
     import ray
-
-    import os
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -150,26 +160,35 @@ def run_sweep(config: SweepConfig, address: str | None = None) -> dict[str, Any]
         task = ray.remote(run_one).options(num_gpus=gpus, num_cpus=config.cpus, max_retries=config.max_retries,
                                            retry_exceptions=True)
         out = str(config.out.resolve())
-        pending = {task.remote(run, out): run for run in config.runs}
-        results = []
-        for ref, run in pending.items():
+        sweep_id = f"sweep-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        pending = {task.remote(run, out, sweep_id): run for run in config.runs}
+        results: list[dict[str, Any]] = []
+        settings = {"out": str(config.out), "gpus_per_run": gpus, "cpus_per_run": config.cpus,
+                    "max_retries": config.max_retries, "ray_address": address or "local", "sweep_id": sweep_id}
+        while pending:  # in the order runs finish; sweep.json is rewritten after each, so a stopped sweep keeps them
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            run = pending.pop(ref)
             try:
                 results.append(ray.get(ref))
             except Exception as exc:  # reported, never lost: the other runs and this run's finished stages stay
                 cause = getattr(exc, "cause", None) or exc
+                text = str(cause).strip().splitlines()
                 results.append({"name": run["name"], "status": "failed", "folder": str(config.out / run["name"]),
-                                "error": f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"})
+                                "error": f"{type(cause).__name__}: {text[-1] if text else ''} (traceback: attempts.log)"})
+            _count_attempts(results[-1], config.out, sweep_id)
+            atomic_write_json(config.out / "sweep.json", {"config": settings, "runs": results,
+                                                          "pending": [r["name"] for r in pending.values()]})
     finally:
         if started_here:
             ray.shutdown()
-    for r in results:
-        log = config.out / r["name"] / "attempts.log"
-        r["attempts"] = len(log.read_text().splitlines()) if log.exists() else 0
-    summary = {"config": {"out": str(config.out), "gpus_per_run": gpus, "cpus_per_run": config.cpus,
-                          "max_retries": config.max_retries, "ray_address": address or "local"},
-               "runs": results}
-    atomic_write_json(config.out / "sweep.json", summary)
-    return summary
+    return {"config": settings, "runs": results, "pending": []}
+
+
+def _count_attempts(result: dict[str, Any], out: Path, sweep_id: str) -> None:
+    log = out / result["name"] / "attempts.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    result["attempts"] = sum(1 for line in lines if not line.startswith(" ") and f" {sweep_id} start" in line)
 
 
 def format_sweep(summary: dict[str, Any]) -> str:
