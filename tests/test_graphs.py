@@ -221,6 +221,8 @@ def test_standalone_page_holds_every_node_panel(tmp_path):
         into = graph.sources[graph.targets == graph.target_index]
         i = next(i for i, n in enumerate(shown.nodes) if n.kind == "head" and [m.key for m in graph.nodes].index(n.key) in into)
         assert "anger:" in panels[i] and "fear:" in panels[i]
+        hover = [cd[-2] for t in data[emotion]["figure"]["data"] if t.get("customdata") for cd in t["customdata"]]
+        assert any("anger" in h and "fear" in h for h in hover)  # the hover lists both emotions' targets too
     assert "plotly_click" in text
 
 

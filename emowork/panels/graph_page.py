@@ -43,8 +43,8 @@ show(picker.value);
 
 class GraphPage:
     """Builds the page one emotion at a time (:meth:`add`), so a run need not hold every emotion's full graph at
-    once: each added graph leaves only its pruned figure, its shown nodes' details and its nodes' direct writes
-    onto the target (for the per-emotion contributions), then :meth:`html` writes the page."""
+    once: each added graph leaves only its pruned graph, its shown nodes' details and its nodes' direct writes onto
+    the target (for the per-emotion contributions in the side panel and the hover), then :meth:`html` writes the page."""
 
     def __init__(self, share: float = 0.8, title: str = "Attribution graphs", label: str = "graph") -> None:
         self.share, self.title, self.label = share, title, label
@@ -56,7 +56,7 @@ class GraphPage:
         """Add ``emotion``'s full graph (shown pruned to the page's share)."""
         view = GraphView({emotion: {self.label: graph}}, self.share)
         index = view._index(graph)
-        self.entries[emotion] = {"figure": json.loads(view.figure().to_json()),
+        self.entries[emotion] = {"shown": view.shown, "title": f"{emotion} · {self.label} · {self.share:.0%} of the influence",
                                  "details": [view.details(i) for i in range(view.shown.n_nodes)]}
         self.direct[emotion] = index["direct"]
         self.keys[emotion] = set(index["where"])
@@ -65,13 +65,18 @@ class GraphPage:
         """The page (plotly.js inlined, so it needs no network)."""
         from plotly.offline import get_plotlyjs
 
+        from .. import plots
+
         data: dict[str, Any] = {}
         for emotion, entry in self.entries.items():
-            panels = []
+            panels, notes = [], []
             for d in entry["details"]:
-                d = {**d, "contribution_by_emotion": {e: self.direct[e].get(d["key"], 0.0) for e in self.entries if d["key"] in self.keys[e]}}
-                panels.append(details_html(d))
-            data[emotion] = {"figure": entry["figure"], "details": panels}
+                onto = {e: self.direct[e].get(d["key"], 0.0) for e in self.entries if d["key"] in self.keys[e]}
+                panels.append(details_html({**d, "contribution_by_emotion": onto}))
+                notes.append("<br>onto each target: " + ", ".join(f"{e} {v:+.3f}" for e, v in onto.items())
+                             if onto and d["kind"] != "target" else "")
+            figure = plots.attribution_graph_figure(entry["shown"], entry["title"], notes=notes)
+            data[emotion] = {"figure": json.loads(figure.to_json()), "details": panels}
         options = "".join(f"<option value='{html.escape(e)}'>{html.escape(e)}</option>" for e in self.entries)
         payload = json.dumps(data).replace("</", "<\\/")
         return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
