@@ -52,14 +52,15 @@ class GraphPage:
         self.direct: dict[str, dict[str, float]] = {}  # emotion -> node key -> direct edge into its target
         self.keys: dict[str, set[str]] = {}  # emotion -> keys of its graph's nodes
 
-    def add(self, emotion: str, graph: AttributionGraph) -> None:
-        """Add ``emotion``'s full graph (shown pruned to the page's share)."""
+    def add(self, emotion: str, graph: AttributionGraph) -> AttributionGraph:
+        """Add ``emotion``'s full graph (shown pruned to the page's share); returns the pruned graph."""
         view = GraphView({emotion: {self.label: graph}}, self.share)
         index = view._index(graph)
         self.entries[emotion] = {"shown": view.shown, "title": f"{emotion} · {self.label} · {self.share:.0%} of the influence",
                                  "details": [view.details(i) for i in range(view.shown.n_nodes)]}
         self.direct[emotion] = index["direct"]
         self.keys[emotion] = set(index["where"])
+        return view.shown
 
     def html(self) -> str:
         """The page (plotly.js inlined, so it needs no network)."""

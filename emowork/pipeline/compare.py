@@ -93,16 +93,23 @@ def geometry_similarity(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict[str
     iu = np.triu_indices(n, 1)
     x, y = a[iu], b[iu]
     r = float(np.corrcoef(x, y)[0, 1])
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(N_BOOT):
-        pick = rng.integers(0, len(x), len(x))
-        if np.std(x[pick]) > 0 and np.std(y[pick]) > 0:
-            boots.append(np.corrcoef(x[pick], y[pick])[0, 1])
-    null = [float(np.corrcoef(x, b[np.ix_(p, p)][iu])[0, 1]) for p in itertools.permutations(range(n))]
+    pick = np.random.default_rng(seed).integers(0, len(x), (N_BOOT, len(x)))  # [B, pairs]
+    boots = _row_correlations(x[pick], y[pick])
+    boots = boots[np.isfinite(boots)]  # a resample with one repeated pair has no correlation
+    perms = np.array(list(itertools.permutations(range(n))))  # [720, n]
+    permuted = b[perms[:, :, None], perms[:, None, :]][:, iu[0], iu[1]]  # [720, pairs]
+    null = _row_correlations(np.broadcast_to(x, permuted.shape), permuted)
     return {"r": r, "low": float(np.percentile(boots, 2.5)), "high": float(np.percentile(boots, 97.5)), "n_pairs": int(len(x)),
             "null_low": float(np.percentile(null, 2.5)), "null_high": float(np.percentile(null, 97.5)),
-            "null_share_at_least": float(np.mean(np.array(null) >= r - 1e-12))}
+            "null_share_at_least": float(np.mean(null >= r - 1e-12))}
+
+
+def _row_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of ``x`` with the same row of ``y`` (``[R, n]`` each; NaN for a constant row)."""
+    xc = x - x.mean(1, keepdims=True)
+    yc = y - y.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc * yc).sum(1) / np.sqrt((xc ** 2).sum(1) * (yc ** 2).sum(1))
 
 
 def _rows(run: RunForComparison) -> dict[str, dict[str, Any]]:

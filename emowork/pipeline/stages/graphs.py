@@ -78,9 +78,8 @@ class GraphsStage(Stage):
             by_emotion[emotion] = {"direct": _summary([m[0] for m in mine]), "share": _summary([m[1] for m in mine]),
                                    "random_direct": _summary(theirs)}
             mean = mean_graph(graphs)
-            pruned = mean.prune(PRUNE_SHARE)
             mean.save(folder / emotion, "mean")
-            page.add(emotion, mean)
+            pruned = page.add(emotion, mean)  # pruned once, for the page and the files
             pruned.to_json(folder / f"{emotion}.json", slug=f"{handle.name}-{emotion}")
             sizes[emotion] = {"full": mean.summary()["nodes"], "full_edges": int(len(mean.weights)),
                               "pruned": pruned.summary()["nodes"], "pruned_edges": int(len(pruned.weights))}
