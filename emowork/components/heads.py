@@ -73,7 +73,7 @@ def head_importance(handle: "ModelHandle", directions: "EmotionDirections", samp
         norm = ln2_module(handle, layer)
         param = next(norm.parameters(), None)
         dtype = param.dtype if param is not None else handle.dtype
-        normed = norm(variants.to(handle.device, dtype)).float().cpu()
+        normed = norm(variants.to(param.device if param is not None else handle.layer_device(layer), dtype)).float().cpu()
         s = torch.einsum("gend,ed->gen", normed, v)
         out[:, :, layer] = s[:, :, :1] - s[:, :, 1:]
     return HeadImportance(list(samples.emotions), method, out)
@@ -108,7 +108,7 @@ def head_importance_masking_loop(handle: "ModelHandle", directions: "EmotionDire
         raise StopForward
 
     for j, layer in enumerate(layers):
-        state["v"] = directions.directions[site][e, layer].to(handle.device).float()
+        state["v"] = directions.directions[site][e, layer].to(handle.layer_device(layer)).float()
         hooks = [(SITE_HOOKS["z"].format(layer=layer), zero), (read.format(layer=layer), reader)]
         with attach_hooks(handle, hooks):
             for i, prompt in enumerate(prompts):

@@ -61,7 +61,7 @@ def neuron_contributions(handle: "ModelHandle", directions: "EmotionDirections",
     V = directions.directions[site][[directions.emotions.index(e) for e in samples.emotions]]  # [E, L, D]
     # beta = W_out v, one layer at a time on the model's device (no full copy of every W_out on the CPU).
     beta = torch.stack([
-        (V[:, layer].to(handle.device, torch.float32) @ handle.W_out(layer).detach().float().T).cpu()
+        (V[:, layer].to(handle.layer_device(layer), torch.float32) @ handle.W_out(layer).detach().float().T).cpu()
         for layer in range(handle.facts.n_layers)
     ], dim=1)  # [E, L, d_mlp]
     c = H * beta.unsqueeze(0)  # [G, E, L, d_mlp]

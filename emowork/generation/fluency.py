@@ -42,7 +42,7 @@ def reply_perplexity(handle: "ModelHandle", prompts: Sequence[str], replies: Seq
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = handle.hf_model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
                                  position_ids=positions.to(handle.device), use_cache=False).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None].to(handle.device))[..., 0].cpu()
+        logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0].cpu()
         for row, (i, _, r) in enumerate(batch):
             nll = -logprobs[row, width - 1 - len(r):]  # predictions of the reply's tokens
             out[i] = float(torch.exp(nll.mean()))

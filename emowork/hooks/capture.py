@@ -216,7 +216,7 @@ def run_sites(
 
 def _reader(target: torch.Tensor, layer_slot: int, index: torch.Tensor) -> Callable:
     def hook(act: torch.Tensor, hook: Any) -> None:
-        picked = act.index_select(1, index + act.shape[1])  # [batch, n_pos, ...]
+        picked = act.index_select(1, index.to(act.device) + act.shape[1])  # [batch, n_pos, ...] (a split model: the layer's device)
         target[:, :, layer_slot] = picked.reshape(picked.shape[0], picked.shape[1], -1).to("cpu", torch.float32)
 
     return hook

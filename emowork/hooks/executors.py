@@ -53,7 +53,7 @@ def residual_rms(act: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class PreparedEdit:
-    """One intervention as tensors on the model's device: ``gain``/``bias`` ``[width]`` or ``[rows, width]``."""
+    """One intervention as tensors on the model's input device: ``gain``/``bias`` ``[width]`` or ``[rows, width]``."""
 
     gain: torch.Tensor
     bias: torch.Tensor
@@ -61,16 +61,21 @@ class PreparedEdit:
     rms_units: bool
     when: When
     rows: tuple[int, ...] | None
-    _full: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # rows spread out, per batch size
+    _full: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # per batch size and device
 
-    def for_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(gain, bias)`` shaped ``[width]`` or ``[batch, width]`` for a batch of ``batch`` rows (built once per size)."""
-        if self.rows is not None and batch in self._full:
-            return self._full[batch]
-        gain, bias = self.gain, self.bias
+    def for_batch(self, batch: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(gain, bias)`` shaped ``[width]`` or ``[batch, width]`` for a batch of ``batch`` rows, on ``device`` (default:
+        where they were compiled; a split model hands a block's input over from the previous block's device), built
+        once per size and device."""
+        device = self.gain.device if device is None else device
+        if (batch, device) in self._full:
+            return self._full[(batch, device)]
+        gain, bias = self.gain.to(device), self.bias.to(device)
         if self.rows is None:
             if gain.dim() == 2 and gain.shape[0] not in (1, batch) or bias.dim() == 2 and bias.shape[0] not in (1, batch):
                 raise ValueError(f"a per-row value has {max(gain.shape[0], bias.shape[0])} rows for a batch of {batch}.")
+            if device != self.gain.device:
+                self._full[(batch, device)] = (gain, bias)
             return gain, bias
         if max(self.rows) >= batch:
             raise ValueError(f"rows {list(self.rows)} do not exist in a batch of {batch}.")
@@ -80,7 +85,7 @@ class PreparedEdit:
         index = torch.tensor(self.rows, dtype=torch.long, device=gain.device)
         full_gain[index] = gain if gain.dim() == 2 else gain.expand(len(self.rows), width)
         full_bias[index] = bias if bias.dim() == 2 else bias.expand(len(self.rows), width)
-        self._full[batch] = (full_gain, full_bias)
+        self._full[(batch, device)] = (full_gain, full_bias)
         return full_gain, full_bias
 
 
@@ -88,7 +93,9 @@ Prepared = dict[tuple[str, int], list[PreparedEdit]]
 
 
 def prepare(handle: "ModelHandle", interventions: Sequence[Intervention]) -> Prepared:
-    """Check ``interventions`` against the model and turn them into tensors, grouped by ``(site, layer)`` in order."""
+    """Check ``interventions`` against the model and turn them into tensors on the model's input device (on a model
+    split over devices, :meth:`PreparedEdit.for_batch` copies them once to the device each activation arrives on),
+    grouped by ``(site, layer)`` in order."""
     prepared: Prepared = {}
     for item in check_all(interventions, handle.facts):
         gain, bias = item.affine(handle.facts, handle.device, handle.dtype)
@@ -107,7 +114,7 @@ def apply_prepared(act: torch.Tensor, edits: Sequence[PreparedEdit], positions: 
         if not bool(chosen.any()):
             continue
         at = chosen.to(act.device)[None, :, None]  # [1, seq, 1] bool
-        gain, bias = edit.for_batch(act.shape[0])
+        gain, bias = edit.for_batch(act.shape[0], act.device)
         gain = gain if gain.dim() == 1 else gain[:, None, :]
         bias = bias if bias.dim() == 1 else bias[:, None, :]
         if edit.rms_units:
@@ -237,8 +244,9 @@ class StaticSlots:
         from ..model.unwrapped import decoder_layer, unwrapped_model
 
         f = handle.facts
-        self.vectors = torch.zeros(f.n_layers, f.d_model, device=handle.device, dtype=handle.dtype)  # [L, D]
-        self.every_token = torch.zeros((), device=handle.device, dtype=handle.dtype)
+        devices = [handle.layer_device(layer) for layer in range(f.n_layers)]  # each layer's slot on its own device
+        self.vectors = [torch.zeros(f.d_model, device=d, dtype=handle.dtype) for d in devices]  # L x [D]
+        self.every_token = [torch.zeros((), device=d, dtype=handle.dtype) for d in devices]
         self.pending_prefill = False
         self._handles = [decoder_layer(handle, layer).register_forward_hook(self._hook(layer)) for layer in range(f.n_layers)]
         self._handles.append(unwrapped_model(handle).base_model.register_forward_hook(self._pass_done))
@@ -253,7 +261,7 @@ class StaticSlots:
                 last = hidden[:, -1:]
                 new = torch.cat([hidden[:, :-1], last + residual_rms(last) * self.vectors[layer]], dim=1)
             else:  # one decoded token
-                new = hidden + self.every_token * residual_rms(hidden) * self.vectors[layer]
+                new = hidden + self.every_token[layer] * residual_rms(hidden) * self.vectors[layer]
             return (new, *output[1:]) if isinstance(output, tuple) else new
         return hook
 
@@ -270,8 +278,9 @@ class StaticSlots:
 
     def load(self, interventions: Sequence[Intervention]) -> None:
         """Fill the slots with ``interventions`` (empty: all zero), in place; the next pass is the prefill."""
-        self.vectors.zero_()
-        self.every_token.zero_()
+        for vector, flag in zip(self.vectors, self.every_token):
+            vector.zero_()
+            flag.zero_()
         self.pending_prefill = True
         layers = [item.layer for item in interventions]
         whens = {item.when for item in interventions}
@@ -281,9 +290,11 @@ class StaticSlots:
             reason = self.unsupported(item)
             if reason:
                 raise ValueError(reason)
-            self.vectors[item.layer].copy_(torch.as_tensor(item.value).to(self.vectors.device, self.vectors.dtype))
+            slot = self.vectors[item.layer]
+            slot.copy_(torch.as_tensor(item.value).to(slot.device, slot.dtype))
         if whens == {"from_last_prompt"}:
-            self.every_token.fill_(1.0)
+            for flag in self.every_token:
+                flag.fill_(1.0)
 
     def remove(self) -> None:
         """Detach the hooks (the handle then needs new slots for static decoding)."""
@@ -315,7 +326,7 @@ EXECUTORS = {"bridge": BridgeExecutor, "unwrapped": UnwrappedExecutor, "static":
 def choose_backend(handle: "ModelHandle", interventions: Sequence[Intervention] = (), streaming: bool = False) -> str:
     """The backend a generation runs on (the module docstring's rule)."""
     items = list(interventions)
-    if streaming and handle.static_cache and handle.use_unwrapped:
+    if streaming and handle.static_cache and handle.use_unwrapped and not handle.split:
         layers = [i.layer for i in items]
         if all(StaticSlots.unsupported(i) is None for i in items) and len(set(layers)) == len(layers) and len({i.when for i in items}) <= 1:
             return "static"

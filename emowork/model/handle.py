@@ -67,7 +67,8 @@ class ModelHandle:
         facts: :class:`ModelFacts`.
         fingerprint: 16 hex digits from the config and a weight hash; the key of every cache entry.
         fingerprint_info: the dict the fingerprint was computed from.
-        device, dtype: where and in which precision the weights are.
+        device, dtype: where the model takes its input (the embedding's device) and the weights' precision; a model
+            loaded with a ``device_map`` keeps each block on its own device (:meth:`layer_device`, :attr:`split`).
         use_unwrapped: when True (the default), generation without interventions, or with interventions the
             unwrapped model supports (every site on Llama/Qwen-style models), runs on the unwrapped model
             (:mod:`emowork.model.unwrapped`: the same weights without the bridge's per-module overhead); set False to
@@ -124,6 +125,7 @@ class ModelHandle:
             "dtype": str(self.dtype).replace("torch.", ""),
             "fingerprint": self.fingerprint,
             "facts": self.facts.as_dict(),
+            **({"layer_devices": [str(self.layer_device(layer)) for layer in range(self.facts.n_layers)]} if self.split else {}),
         }
 
     # ----------------------------------------------------------------- text
@@ -180,6 +182,19 @@ class ModelHandle:
     def n_tokens(self, texts: Sequence[str]) -> list[int]:
         """Number of tokens of each text (as :meth:`encode` tokenizes it)."""
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    # ----------------------------------------------------------------- devices
+    def layer_device(self, layer: int) -> torch.device:
+        """The device of block ``layer``'s weights: where its activations live and its interventions are compiled
+        (:attr:`device` for a model on one device)."""
+        for tensor in self.bridge.blocks[layer].parameters():
+            return tensor.device
+        return self.device
+
+    @property
+    def split(self) -> bool:
+        """Whether the blocks sit on more than one device (a model loaded with a ``device_map``)."""
+        return len({self.layer_device(layer) for layer in range(self.facts.n_layers)} | {self.device}) > 1
 
     # ----------------------------------------------------------------- weights
     def W_O(self, layer: int) -> torch.Tensor:

@@ -55,10 +55,29 @@ def unwrapped_model(handle: "ModelHandle") -> "PreTrainedModel":
             owner._buffers[attr] = tensor
     if missing:
         raise RuntimeError(f"cannot build the unwrapped model: no wrapped tensor for {missing[:5]}")
+    _copy_device_hooks(wrapped, plain)
     plain.eval()
     plain.generation_config = wrapped.generation_config
     handle.caches.unwrapped_model = plain
     return plain
+
+
+def _copy_device_hooks(wrapped: torch.nn.Module, plain: torch.nn.Module) -> None:
+    """Give ``plain`` the device hooks accelerate put on ``wrapped`` (a model loaded with a ``device_map``): each
+    module moves its inputs to the device its weights are on, as in the wrapped model. Weights offloaded to the CPU
+    or disk are refused (they would be loaded again at every step of token-by-token decoding)."""
+    hooked = [(name, module._hf_hook) for name, module in wrapped.named_modules() if getattr(module, "_hf_hook", None) is not None]
+    if not hooked:
+        return
+    from accelerate.hooks import AlignDevicesHook, add_hook_to_module
+
+    for name, hook in hooked:
+        if not isinstance(hook, AlignDevicesHook) or hook.offload:
+            raise RuntimeError(f"cannot build the unwrapped model: module {name!r} has weights offloaded to the CPU or disk "
+                               "(load the model on GPUs only, or set handle.use_unwrapped = False to generate through the bridge)")
+        target = plain.get_submodule(name.replace(_WRAPPER, "")) if name else plain
+        add_hook_to_module(target, AlignDevicesHook(execution_device=hook.execution_device, io_same_device=hook.io_same_device,
+                                                    skip_keys=hook.skip_keys))
 
 
 def _unwrapped_counterpart(handle: "ModelHandle", component: torch.nn.Module, what: str) -> torch.nn.Module:

@@ -81,7 +81,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
     if handle is None:
         print(f"[emowork] loading model {settings.model!r}...", flush=True)
         t = time.perf_counter()
-        handle = load_model(settings.model, device=settings.device, dtype=settings.dtype)
+        handle = load_model(settings.model, device=settings.device, dtype=settings.dtype, gpus=settings.gpus)
         timings["load_model"] = round(time.perf_counter() - t, 3)
     print(f"[emowork] {handle}", flush=True)
     ctx = RunContext(handle=handle, settings=settings, out_dir=out)

@@ -19,6 +19,7 @@ class RunSettings:
     stages: tuple[str, ...] | None = None
     judge: str = "default"
     goemotions: str | None = None  # folder of the GoEmotions Ekman mapping: adds it to the transfer test
+    gpus: int = 1  # CUDA devices the model's blocks are split over (device_map); 1: one device
 
     def __post_init__(self) -> None:
         from .presets import get_preset

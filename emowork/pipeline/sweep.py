@@ -127,7 +127,7 @@ def run_one(run: dict[str, Any], out: str, sweep_id: str = "") -> dict[str, Any]
     stages = tuple(run["stages"]) if run.get("stages") else None
     settings = RunSettings(model=str(run["model"]), preset=run.get("preset", "standard"), out=str(folder),
                            device=run.get("device", "auto"), dtype=run.get("dtype", "auto"), stages=stages,
-                           judge=run.get("judge", "default"))
+                           judge=run.get("judge", "default"), gpus=int(run.get("gpus", 1)))
     start = time.perf_counter()
     try:
         record = run_pipeline(settings)
@@ -161,7 +161,8 @@ def run_sweep(config: SweepConfig, address: str | None = None) -> dict[str, Any]
                                            retry_exceptions=True)
         out = str(config.out.resolve())
         sweep_id = f"sweep-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-        pending = {task.remote(run, out, sweep_id): run for run in config.runs}
+        split = int(gpus) if float(gpus).is_integer() and gpus > 1 else 1  # a run given several GPUs splits its model over them
+        pending = {task.remote({"gpus": split, **run}, out, sweep_id): run for run in config.runs}
         results: list[dict[str, Any]] = []
         settings = {"out": str(config.out), "gpus_per_run": gpus, "cpus_per_run": config.cpus,
                     "max_retries": config.max_retries, "ray_address": address or "local", "sweep_id": sweep_id}
