@@ -20,6 +20,11 @@ def test_run_writes_record_report_and_figures(tmp_path, capsys):
     assert {"torch", "transformers", "transformer-lens"} <= set(record["versions"])
     assert record["profile"]["n_prompts"] > 0 and len(record["profile"]["rms_by_layer"]["resid_post"]) == 4
     assert {"load_model", "check", "data", "profile", "judge", "elicitation", "total"} <= set(record["timings"])
+    peaks = record["memory_gib"]
+    assert set(peaks) == set(record["stages"]) and all(p["host_max_rss"] > 0 for p in peaks.values())
+    rss = [peaks[s]["host_max_rss"] for s in record["stages"]]
+    assert rss == sorted(rss), "the host peak is a running maximum"
+    assert "Memory peaks per stage" in (out / "findings.md").read_text()
     elicitation = record["elicitation"]
     assert elicitation["n_prompts"] == 6 * 24 and 0 <= elicitation["accuracy"] <= 1
     assert set(elicitation["accuracy_by_emotion"]) == {"anger", "sadness", "happiness", "fear", "surprise", "disgust"}

@@ -79,6 +79,13 @@ def write_findings_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
     timings = record.get("timings", {})
     lines += ["", "## Time per stage (seconds, wall clock)", "", "| " + " | ".join(timings) + " |",
               "|" + "---|" * len(timings), "| " + " | ".join(f"{v:.0f}" for v in timings.values()) + " |"]
+    memory = record.get("memory_gib", {})
+    if memory:
+        places = sorted({place for peaks in memory.values() for place in peaks})
+        lines += ["", "## Memory peaks per stage (GiB; CUDA: the stage's peak allocation; host: the process's peak so far)", "",
+                  "| stage | " + " | ".join(places) + " |", "|---|" + "---|" * len(places)]
+        lines += [f"| {stage} | " + " | ".join(f"{peaks[p]:.2f}" if p in peaks else "" for p in places) + " |"
+                  for stage, peaks in memory.items()]
     for name in record["stages"]:
         page = record.get("stage_pages", {}).get(name)
         if page and page["summary"]:

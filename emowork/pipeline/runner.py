@@ -16,6 +16,7 @@ from ..errors import EmoworkError
 from ..plots import save_figure
 from ..storage import atomic_write_json
 from .base import RunContext, Stage
+from .peaks import memory_peaks
 from .settings import RunSettings
 from .report import write_findings_markdown, write_report
 from .stages import STAGES
@@ -78,6 +79,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
     (out / "stages").mkdir(parents=True, exist_ok=True)
     started = time.time()
     timings: dict[str, float] = {}
+    memory: dict[str, dict[str, float]] = {}  # per stage: CUDA peaks during it, the host's running peak (peaks.py)
     if handle is None:
         print(f"[emowork] loading model {settings.model!r}...", flush=True)
         t = time.perf_counter()
@@ -94,6 +96,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()},
         "versions": versions(),
         "timings": timings,
+        "memory_gib": memory,
         "stages": [s.name for s in stages],
         "stage_pages": {},
     }
@@ -103,6 +106,8 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
             record[stage.name] = _run_stage(stage, ctx, record)
             ctx.results[stage.name] = record[stage.name]
             timings[stage.name] = record["stage_pages"][stage.name]["seconds"]
+            if "memory_gib" in record["stage_pages"][stage.name]:  # stages finished before peaks were recorded have none
+                memory[stage.name] = record["stage_pages"][stage.name]["memory_gib"]
             atomic_write_json(out / "run.json", record)
         record["complete"] = True
     except EmoworkError as exc:
@@ -150,7 +155,8 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
         except (OSError, json.JSONDecodeError, KeyError):
             pass
     t = time.perf_counter()
-    result = stage.run(ctx)
+    with memory_peaks() as peaks:
+        result = stage.run(ctx)
     seconds = round(time.perf_counter() - t, 3)
     figures = {}
     for stem, fig in result.figures.items():
@@ -158,7 +164,8 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
         save_figure(fig, out / relative)  # HTML to view, JSON to export
         figures[stem] = relative
     page = {"title": stage.title, "description": stage.description, "summary": result.summary,
-            "tables": result.tables, "figures": figures, "captions": stage.captions, "links": result.links, "seconds": seconds}
+            "tables": result.tables, "figures": figures, "captions": stage.captions, "links": result.links, "seconds": seconds,
+            "memory_gib": peaks}
     atomic_write_json(path, {"key": key, "numbers": result.numbers, "page": page})
     record["stage_pages"][stage.name] = page
     return result.numbers
