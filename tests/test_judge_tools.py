@@ -218,3 +218,37 @@ def test_local_llm_judge_on_the_embedded_model(embedded):
     assert report.n == 2 and report.judge["name"].startswith("local-llm-")
     p = judge.match_probabilities(texts, ["anger", "anger"])
     assert ((p >= 0) & (p <= 1)).all()
+
+
+def test_judge_scores_are_cached_per_judge_and_texts_and_damage_is_recomputed(fresh_cache):
+    import warnings as _warnings
+
+    from emowork.judge.score_cache import cached_scores, scores_folder
+    from .helpers import LengthJudge
+
+    class Counting(LengthJudge):
+        text_only_scores = True
+        calls = 0
+
+        def scores(self, texts):
+            Counting.calls += 1
+            return super().scores(texts).astype(np.float32)
+
+    texts = ["calm", "a longer reply", "x"]
+    first = cached_scores(Counting(), texts)
+    again = cached_scores(Counting(), texts)
+    assert Counting.calls == 1 and np.array_equal(first, again) and again.shape == (3, 6)
+    other = Counting()
+    other.version = "retrained"
+    cached_scores(other, texts)  # another head: computed, not read
+    cached_scores(Counting(), texts[:2])  # other texts: computed
+    assert Counting.calls == 3
+    for path in scores_folder().glob("*.safetensors"):
+        path.write_bytes(b"damaged")
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        assert np.array_equal(cached_scores(Counting(), texts), first)
+    assert Counting.calls == 4 and any("damaged" in str(w.message) for w in caught)
+    files = sorted(scores_folder().iterdir())
+    volatile = LengthJudge()  # text_only_scores False (LLM judges, ensembles): always asked, nothing stored
+    assert cached_scores(volatile, ["new text"]).shape == (1, 6) and sorted(scores_folder().iterdir()) == files

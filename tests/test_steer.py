@@ -97,6 +97,27 @@ def test_perplexity_matches_a_direct_computation(tiny_llama):
     assert np.isnan(reply_perplexity(tiny_llama, [prompt], [""])[0])
 
 
+def test_batched_perplexity_shares_prompts_and_equals_one_reply_at_a_time(tiny):
+    """Replies to the same prompt share its cache; prompts of different lengths, empty replies, and batches that split
+    the distinct prompts must not change any value."""
+    tok = tiny.tokenizer
+    prompts = [tiny.format_chat(t) for t in ("Hi", "Tell me about the weather in spring.", "I lost my keys.")]
+    items = [(prompts[i % 3], reply) for i, reply in enumerate(["Hello you", "Oh no", "", "It rains a lot and the wind is cold",
+                                                                  "Fine.", "Keys!", "Sunny, mostly", "Again"])]
+    for batch_size in (1, 2, 16):
+        got = reply_perplexity(tiny, [p for p, _ in items], [r for _, r in items], batch_size=batch_size)
+        for value, (prompt, reply) in zip(got, items):
+            reply_ids = tok(reply, add_special_tokens=False)["input_ids"]
+            if not reply_ids:
+                assert np.isnan(value)
+                continue
+            ids = tok(prompt, add_special_tokens=False)["input_ids"] + reply_ids
+            with torch.inference_mode():
+                logits = tiny.hf_model(input_ids=torch.tensor([ids])).logits[0].float()
+            logp = torch.log_softmax(logits[:-1], -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+            assert value == pytest.approx(float(torch.exp(-logp[-len(reply_ids):].mean())), rel=1e-4), (batch_size, reply)
+
+
 def test_repetition_measures():
     assert repeated_ngram_share("the cat sat on the mat") == 0.0
     assert repeated_ngram_share("I'm sure you're right. " * 6) > 0.7

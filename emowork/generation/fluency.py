@@ -19,34 +19,72 @@ DEGENERATE_SHARE = 0.5
 def reply_perplexity(handle: "ModelHandle", prompts: Sequence[str], replies: Sequence[str], batch_size: int = 16) -> np.ndarray:
     """Perplexity of each reply's tokens given its prompt, under the model with no intervention: ``[n]``.
 
-    Empty replies get NaN. The reply is tokenized on its own and appended to the prompt's tokens.
+    Empty replies get NaN. The reply is tokenized on its own and appended to the prompt's tokens. Each distinct prompt
+    is run once (``batch_size`` distinct prompts per pass) and its KV cache shared by every reply to it (a comparison
+    asks for one reply per emotion to the same neutral prompt); then one pass over the replies. It runs on the
+    unwrapped model (no hook points to pay for; the bridge when ``handle.use_unwrapped`` is off), and the unembedding
+    and softmax over the vocabulary only at the positions that predict a reply token.
     """
+    from ..model.unwrapped import unwrapped_model
+
+    model = unwrapped_model(handle) if handle.use_unwrapped else handle.hf_model
     tok = handle.tokenizer
     out = np.full(len(prompts), np.nan)
-    items = []
+    by_prompt: dict[str, list[tuple[int, list[int]]]] = {}
     for i, (p, r) in enumerate(zip(prompts, replies)):
         reply_ids = tok(r, add_special_tokens=False)["input_ids"]
         if reply_ids:
-            items.append((i, tok(p, add_special_tokens=False)["input_ids"], reply_ids))
-    items.sort(key=lambda it: -(len(it[1]) + len(it[2])))
+            by_prompt.setdefault(p, []).append((i, reply_ids))
+    distinct = sorted(by_prompt, key=lambda p: -len(p))
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    for start in range(0, len(items), batch_size):
-        batch = items[start:start + batch_size]
-        width = max(len(p) + len(r) for _, p, r in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, (_, p, r) in enumerate(batch):
-            seq = p + r
-            ids[row, width - len(seq):] = torch.tensor(seq)
-            mask[row, width - len(seq):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = handle.hf_model(input_ids=ids.to(handle.device), attention_mask=mask.to(handle.device),
-                                 position_ids=positions.to(handle.device), use_cache=False).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0].cpu()
-        for row, (i, _, r) in enumerate(batch):
-            nll = -logprobs[row, width - 1 - len(r):]  # predictions of the reply's tokens
-            out[i] = float(torch.exp(nll.mean()))
+    device = handle.device
+    for start in range(0, len(distinct), batch_size):
+        chunk = distinct[start:start + batch_size]
+        prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in chunk]
+        width = max(len(ids) for ids in prompt_ids)
+        ids, mask = _padded(prompt_ids, width, pad, left=True)
+        first = model.base_model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                 position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), use_cache=True)
+        rows = [(k, i, r) for k, p in enumerate(chunk) for i, r in by_prompt[p]]  # (prompt in chunk, item, reply ids)
+        owner = torch.tensor([k for k, _, _ in rows])
+        cache = first.past_key_values
+        cache.reorder_cache(owner.to(device))  # one copy of its prompt's cache per reply  [n_rows, ...]
+        reply_width = max(len(r) for _, _, r in rows)
+        reply_ids, reply_mask = _padded([r for _, _, r in rows], reply_width, pad, left=False)
+        lengths = torch.tensor([len(prompt_ids[k]) for k, _, _ in rows])
+        hidden = model.base_model(input_ids=reply_ids.to(device), attention_mask=torch.cat([mask[owner], reply_mask], 1).to(device),
+                                  position_ids=(lengths[:, None] + torch.arange(reply_width)).to(device),
+                                  past_key_values=cache, use_cache=True).last_hidden_state  # [n_rows, reply_width, D]
+        # reply token 0 is predicted from its prompt's last position, token j > 0 from reply position j - 1
+        last = first.last_hidden_state[:, -1].to(hidden.device)
+        predictors = torch.cat([torch.cat([last[k:k + 1], hidden[row, :len(r) - 1]]) for row, (k, _, r) in enumerate(rows)])
+        targets = torch.tensor([t for _, _, r in rows for t in r])
+        logits = _logits(model, predictors)  # [n_reply_tokens, vocab]
+        logprobs = torch.log_softmax(logits, -1).gather(-1, targets[:, None].to(logits.device))[:, 0].cpu()
+        offset = 0
+        for _, i, r in rows:
+            out[i] = float(torch.exp(-logprobs[offset:offset + len(r)].mean()))
+            offset += len(r)
     return out
+
+
+def _padded(sequences: Sequence[Sequence[int]], width: int, pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, mask)`` ``[n, width]``: token lists padded on the left or the right."""
+    ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(sequences):
+        span = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, span] = torch.tensor(list(seq), dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
+def _logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's next-token logits (float32) for final hidden states ``[n, D]``: its output embedding, and the final
+    logit soft-capping of the models that have one (as their own forward applies it)."""
+    logits = model.get_output_embeddings()(hidden).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return cap * torch.tanh(logits / cap) if cap else logits
 
 
 def repeated_ngram_share(text: str, n: int = REPEAT_NGRAM) -> float:

@@ -19,6 +19,7 @@ class Judge:
     name: str = "judge"
     version: str = ""
     threshold: float | None = None
+    text_only_scores: bool = False  # True when scores depend on the text alone (then they may be cached: score_cache.py)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities ``[n, 6]`` for the six emotions in the order of docs/method.md section 1 (rows may sum to

@@ -42,6 +42,8 @@ class EmbeddingJudge(Judge):
     ``threshold`` (optional) replaces the card's rule by ``p(target) >= threshold``.
     """
 
+    text_only_scores = True  # a fixed embedder and head: the same text always gets the same scores
+
     def __init__(self, embedder: Embedder, head: LinearHead, card: dict[str, Any], threshold: float | None = None) -> None:
         self.embedder = embedder
         self.head = head

@@ -15,6 +15,7 @@ from ...errors import EmoworkError
 from ...intervals import accuracy_summary
 from ...judge import Judge, load_judge
 from ...judge.labels import CLASSES, read_replies
+from ...judge.score_cache import cached_scores
 from ...judge.metrics import confusion_matrix
 from ..base import RunContext, Stage, StageOutput
 from .preparation import analysis_split
@@ -99,7 +100,7 @@ def measure_on_heldout_writers(judge: Judge) -> dict[str, Any]:
     texts = [r["text"] for r in rows]
     truth = np.array([CLASSES.index(r["emotion"]) for r in rows])
     contexts = [f"{r['writer']}|{r['context']}" for r in rows]
-    scores = judge.scores(texts)
+    scores = cached_scores(judge, texts)  # computed once per judge, libraries and text set (judge/score_cache.py)
     predicted = [CLASSES.index(p) for p in judge.predict_from_scores(scores)]
     emo = np.flatnonzero(truth < 6)
     neutral = np.flatnonzero(truth == 6)
