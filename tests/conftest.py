@@ -36,10 +36,13 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty cache folder for one test (converted models still shared)."""
+    """An empty cache folder for one test (converted models and the judges' scores on fixed texts still shared)."""
     root = tmp_path / "cache"
     root.mkdir()
     (root / "models").symlink_to(_real_models_dir_from_session(), target_is_directory=True)
+    scores = Path(os.environ["EMOWORK_CACHE_DIR"]) / "judge-scores"
+    scores.mkdir(exist_ok=True)
+    (root / "judge-scores").symlink_to(scores.resolve(), target_is_directory=True)
     monkeypatch.setenv("EMOWORK_CACHE_DIR", str(root))
     return root
 

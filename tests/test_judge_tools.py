@@ -220,8 +220,10 @@ def test_local_llm_judge_on_the_embedded_model(embedded):
     assert ((p >= 0) & (p <= 1)).all()
 
 
-def test_judge_scores_are_cached_per_judge_and_texts_and_damage_is_recomputed(fresh_cache):
+def test_judge_scores_are_cached_per_judge_and_texts_and_damage_is_recomputed(tmp_path, monkeypatch):
     import warnings as _warnings
+
+    monkeypatch.setenv("EMOWORK_CACHE_DIR", str(tmp_path / "own-cache"))  # this test damages files: not the shared ones
 
     from emowork.judge.score_cache import cached_scores, scores_folder
     from .helpers import LengthJudge
