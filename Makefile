@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(TEST_ENV) $(PY) benchmarks/capture.py
 	$(TEST_ENV) $(PY) benchmarks/heads.py
 	$(TEST_ENV) $(PY) benchmarks/steering_latency.py
+	$(TEST_ENV) $(PY) benchmarks/perplexity.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
