@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = cache_sub.add_parser("info", help="list cached captures and converted models")
     info.add_argument("--json", action="store_true", help="print JSON")
     clear = cache_sub.add_parser("clear", help="delete cached files")
-    clear.add_argument("--what", choices=["activations", "models", "all"], default="all")
+    clear.add_argument("--what", choices=["activations", "models", "judge-scores", "all"], default="all")
     return parser
 
 
@@ -210,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for c in info["captures"]:
                     state = "complete" if c["complete"] else f"partial {c['chunks']}/{c['n_chunks']} chunks"
                     print(f"  {c['key']}  {c['model']}  {c['n_prompts']} prompts  sites {c['sites']}  {state}  {_human(c['bytes'])}")
+                print(f"judge scores on fixed texts: {info['judge_scores']['files']} file(s), {_human(info['judge_scores']['bytes'])}")
                 return 0
             freed = clear_cache(args.what)
             print(f"cleared {args.what}: {_human(freed)} freed")

@@ -251,6 +251,13 @@ def test_judge_scores_are_cached_per_judge_and_texts_and_damage_is_recomputed(tm
         _warnings.simplefilter("always")
         assert np.array_equal(cached_scores(Counting(), texts), first)
     assert Counting.calls == 4 and any("damaged" in str(w.message) for w in caught)
+    head = Counting()
+    head.head = type("Head", (), {"weight": np.ones((7, 4)), "bias": np.zeros(7)})()
+    other_head = Counting()
+    other_head.head = type("Head", (), {"weight": np.full((7, 4), 2.0), "bias": np.zeros(7)})()
+    cached_scores(head, texts)
+    cached_scores(other_head, texts)  # same name and version, other head weights: computed again
+    assert Counting.calls == 6
     files = sorted(scores_folder().iterdir())
     volatile = LengthJudge()  # text_only_scores False (LLM judges, ensembles): always asked, nothing stored
     assert cached_scores(volatile, ["new text"]).shape == (1, 6) and sorted(scores_folder().iterdir()) == files

@@ -86,10 +86,15 @@ def test_cuda_generation_batch_comes_from_free_memory(monkeypatch):
     from .conftest import load_tiny
 
     facts = load_tiny("tiny-llama").facts
-    handle = SimpleNamespace(device=torch.device("cuda"), dtype=torch.bfloat16, facts=facts)
+    handle = SimpleNamespace(device=torch.device("cuda"), dtype=torch.bfloat16, facts=facts, layer_device=lambda layer: torch.device("cuda"))
     row = generation_row_bytes(facts, torch.bfloat16, 100, 48)
     for free in (row * 10, row * 100):
         monkeypatch.setattr(memory, "cuda_free_bytes", lambda device, free=free: free)
         assert G._batch_size(handle, "auto", DecodingConfig(max_new_tokens=48), 100) == rows_that_fit(free, row) == int(0.8 * free // row)
     assert G._batch_size(SimpleNamespace(device=torch.device("cpu")), "auto", DecodingConfig(), 100) == G.CPU_GENERATION_BATCH
+    # split over two GPUs: the batch is sized by the device with least room
+    split = SimpleNamespace(device=torch.device("cuda", 0), dtype=torch.bfloat16, facts=facts,
+                            layer_device=lambda layer: torch.device("cuda", int(layer >= facts.n_layers // 2)))
+    monkeypatch.setattr(memory, "cuda_free_bytes", lambda device: row * (100 if device.index == 0 else 10))
+    assert G._batch_size(split, "auto", DecodingConfig(max_new_tokens=48), 100) == rows_that_fit(row * 10, row)
     assert GIB == 2 ** 30

@@ -65,7 +65,8 @@ def test_the_unwrapped_model_carries_the_device_hooks():
 
 
 def test_capture_reads_blocks_before_the_split_and_the_input_of_the_first_split_block(split):
-    """The input of block k arrives on block k-1's device (the bridge hook sees it before accelerate moves it)."""
+    """The input of block k arrives on block k-1's device (the bridge hook sees it before accelerate moves it). Blocks
+    past the split hold no values on ``meta``, so capturing them is checked on two GPUs only."""
     k = split.facts.n_layers // 2
     whole = emowork.load_model("tiny-llama", device="cpu")
     got = capture(split, PROMPTS, ["resid_pre", "resid_post"], layers=list(range(k)), cache=False, progress=False)
@@ -74,6 +75,14 @@ def test_capture_reads_blocks_before_the_split_and_the_input_of_the_first_split_
         assert torch.equal(got[site], want[site]), site
     first = capture(split, PROMPTS, "resid_pre", layers=[k], cache=False, progress=False)["resid_pre"]
     assert torch.equal(first, capture(whole, PROMPTS, "resid_pre", layers=[k], cache=False, progress=False)["resid_pre"])
+
+
+def test_attribution_graphs_refuse_a_split_model(split):
+    from emowork.circuits.assembly import CircuitError
+    from emowork.circuits.graph import read_maps
+
+    with pytest.raises(CircuitError, match="one device"):
+        read_maps(split, {0: [0]}, {})
 
 
 def test_static_decoding_is_not_chosen_for_a_split_model(split):

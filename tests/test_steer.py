@@ -104,8 +104,12 @@ def test_batched_perplexity_shares_prompts_and_equals_one_reply_at_a_time(tiny):
     prompts = [tiny.format_chat(t) for t in ("Hi", "Tell me about the weather in spring.", "I lost my keys.")]
     items = [(prompts[i % 3], reply) for i, reply in enumerate(["Hello you", "Oh no", "", "It rains a lot and the wind is cold",
                                                                   "Fine.", "Keys!", "Sunny, mostly", "Again"])]
-    for batch_size in (1, 2, 16):
-        got = reply_perplexity(tiny, [p for p, _ in items], [r for _, r in items], batch_size=batch_size)
+    for batch_size, unwrapped in ((1, True), (2, True), (16, True), (2, False)):
+        tiny.use_unwrapped = unwrapped  # False: through the bridge
+        try:
+            got = reply_perplexity(tiny, [p for p, _ in items], [r for _, r in items], batch_size=batch_size)
+        finally:
+            tiny.use_unwrapped = True
         for value, (prompt, reply) in zip(got, items):
             reply_ids = tok(reply, add_special_tokens=False)["input_ids"]
             if not reply_ids:

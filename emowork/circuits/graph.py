@@ -289,6 +289,13 @@ def _capture_clean(handle: "ModelHandle", enc: dict[str, torch.Tensor]) -> _Clea
     )
 
 
+def _one_device(handle: "ModelHandle") -> None:
+    """Attribution graphs index every block's activations with tensors on one device: refuse a split model."""
+    if handle.split:
+        raise CircuitError("attribution graphs need the model on one device, and this one is split over several "
+                           "(loaded with gpus > 1): load it on one GPU (gpus=1), or leave the graphs stage out of the run.")
+
+
 def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[int, list[int]],
               rows_per_pass: int | None = None) -> dict[str, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
     """The affine read maps of circuit neurons and heads with every scale set to 1, from batched backward passes.
@@ -300,6 +307,7 @@ def read_maps(handle: "ModelHandle", neurons: dict[int, list[int]], heads: dict[
     once; ``rows_per_pass`` splits the rows into several passes (default: all in one on CPU, as many as 80% of the
     free memory holds on CUDA, by :func:`emowork.model.memory.forward_bytes_per_token`).
     """
+    _one_device(handle)
     f = handle.facts
     layers = sorted(set(neurons) | set(heads))
     if not layers:
@@ -408,7 +416,9 @@ def attribution_graph(handle: "ModelHandle", circuit: Circuit, prompt: str, emot
     ``<h_final, reference>`` (``reference`` ``[D]``, or ``[E, D]`` indexed by the circuit's emotions).
 
     Nodes: every token; the circuit's neurons and heads on the last ``positions`` tokens (all when None); one error
-    node per block, sublayer and position; the target. Edges: exact direct effects (module docstring)."""
+    node per block, sublayer and position; the target. Edges: exact direct effects (module docstring). A model split
+    over several devices is refused (:class:`CircuitError`)."""
+    _one_device(handle)
     f = handle.facts
     if emotion not in circuit.emotions:
         raise CircuitError(f"this circuit has no {emotion!r} part; it has {', '.join(circuit.emotions)}.")
@@ -666,6 +676,7 @@ def direct_write(handle: "ModelHandle", circuit: Circuit, prompt: str, emotion: 
     """What ``emotion``'s part of ``circuit`` writes straight onto ``reference`` ``[D]`` at the last token of ``prompt``:
     the sum of its neurons' and heads' edges into the target of :func:`attribution_graph`, without building the graph
     (one clean capture, shared with the graphs of that prompt)."""
+    _one_device(handle)
     clean = _clean_for(handle, prompt, handle.encode([prompt]))
     ref = reference.detach().double().cpu()
     total = 0.0

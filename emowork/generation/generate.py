@@ -130,10 +130,10 @@ def _batch_size(handle: "ModelHandle", batch_size: int | str, config: DecodingCo
         return 1 if config.do_sample else CPU_GENERATION_BATCH  # per-prompt seeds are exact at batch size 1
     if handle.device.type != "cuda":  # MPS: no free-memory query
         return 32 if config.do_sample else 128
-    from ..model.memory import cuda_free_bytes, generation_row_bytes, rows_that_fit
+    from ..model.memory import generation_row_bytes, model_free_bytes, rows_that_fit
 
     row = generation_row_bytes(handle.facts, handle.dtype, prompt_tokens, config.max_new_tokens)
-    return rows_that_fit(cuda_free_bytes(handle.device), row, cap=32 if config.do_sample else 512)
+    return rows_that_fit(model_free_bytes(handle), row, cap=32 if config.do_sample else 512)
 
 
 def generation_kwargs(handle: "ModelHandle", config: DecodingConfig, stops: list[int] | None = None) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def cache_info() -> dict[str, Any]:
     """Describe the cache: its root, total size, converted models and capture entries.
 
     Returns ``{"root", "total_bytes", "models": [{"name", "bytes"}], "captures": [{"key", "bytes", "chunks",
-    "complete", "model", "n_prompts", "sites", ...}]}``.
+    "complete", "model", "n_prompts", "sites", ...}], "judge_scores": {"files", "bytes"}}``.
     """
     root = cache_dir()
     models = [{"name": p.name, "bytes": _folder_size(p)} for p in sorted(models_dir().iterdir()) if p.is_dir()]
@@ -114,20 +114,27 @@ def cache_info() -> dict[str, Any]:
             complete=expected is not None and done >= expected,
         )
         captures.append(entry)
-    return {"root": str(root), "total_bytes": _folder_size(root), "models": models, "captures": captures}
+    scores = root / "judge-scores"
+    judge_scores = {"files": len(list(scores.glob("*.safetensors"))), "bytes": _folder_size(scores)} if scores.is_dir() else {"files": 0, "bytes": 0}
+    return {"root": str(root), "total_bytes": _folder_size(root), "models": models, "captures": captures, "judge_scores": judge_scores}
 
 
 def clear_cache(what: str = "all") -> int:
-    """Delete cached ``"activations"``, ``"models"`` or ``"all"``; return the number of bytes freed."""
-    if what not in {"activations", "models", "all"}:
-        raise ValueError(f"clear_cache(what={what!r}): use 'activations', 'models' or 'all'.")
+    """Delete cached ``"activations"``, ``"models"``, ``"judge-scores"`` (judges' scores on fixed texts) or ``"all"``;
+    return the number of bytes freed."""
+    if what not in {"activations", "models", "judge-scores", "all"}:
+        raise ValueError(f"clear_cache(what={what!r}): use 'activations', 'models', 'judge-scores' or 'all'.")
     targets = []
     if what in {"activations", "all"}:
         targets.append(activations_dir())
     if what in {"models", "all"}:
         targets.append(models_dir())
+    if what in {"judge-scores", "all"}:
+        targets.append(cache_dir() / "judge-scores")
     freed = 0
     for target in targets:
+        if not target.is_dir():
+            continue
         for child in target.iterdir():
             freed += _folder_size(child) if child.is_dir() else child.stat().st_size
             shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -173,9 +173,9 @@ def token_budget(handle: "ModelHandle", max_len: int) -> int:
     """Tokens per forward pass for ``batch_size="auto"``: fixed on CPU/MPS, from free memory on CUDA."""
     if handle.device.type != "cuda":
         return max(CPU_TOKENS_PER_BATCH, max_len)
-    from ..model.memory import capture_token_budget, cuda_free_bytes
+    from ..model.memory import capture_token_budget, model_free_bytes
 
-    return capture_token_budget(handle.facts, handle.dtype, cuda_free_bytes(handle.device), max_len)
+    return capture_token_budget(handle.facts, handle.dtype, model_free_bytes(handle), max_len)
 
 
 @torch.inference_mode()

@@ -2,9 +2,11 @@
 the same way in every run, so its scores on a fixed set (the held-out writers' replies the judge stage measures it on)
 are computed once per judge, text set and library versions, and read back afterwards.
 
-The key covers the judge's name and version (its head), the embedder's version, the versions of torch and
-transformers and the texts themselves: a reinstall that changes any of them computes the scores again, so the judge
-stage still notices an embedder that no longer matches its model card. Files are safetensors with a checksum
+The key covers the judge's name and version, the digest of its head's weights, the embedder actually loaded (its
+version string names its package version and the digest of any fine-tuned layers; its device and dtype), the versions
+of torch and transformers and the texts themselves: a reinstall or a new fine-tuned file changes the key and the scores
+are computed again, so the judge stage still notices an embedder that no longer matches its model card.
+``emowork cache clear --what judge-scores`` deletes them. Files are safetensors with a checksum
 (:func:`emowork.storage.save_tensors_checked`); a damaged file is computed again, never trusted.
 """
 
@@ -33,8 +35,17 @@ def scores_folder() -> Path:
 
 
 def scores_key(judge: Judge, texts: Sequence[str]) -> str:
-    """24 hex digits naming the judge, its embedder, the libraries that compute its scores and ``texts``."""
-    described = judge.describe()
+    """24 hex digits naming the judge, the embedder actually loaded (its own version string, which carries its package
+    version and the digest of fine-tuned layers, its device and dtype), the head's weights, the libraries that compute
+    the scores, and ``texts``."""
+    embedder = getattr(judge, "embedder", None)
+    head = getattr(judge, "head", None)
+    head_digest = hashlib.sha256()
+    for array in (getattr(head, "weight", None), getattr(head, "bias", None)):
+        if array is not None:
+            head_digest.update(np.ascontiguousarray(array).tobytes())
+    model = getattr(embedder, "model", None)
+    first = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
     libraries = {}
     for package in ("torch", "transformers"):
         try:
@@ -42,7 +53,8 @@ def scores_key(judge: Judge, texts: Sequence[str]) -> str:
         except metadata.PackageNotFoundError:
             libraries[package] = None
     blob = json.dumps({"judge": type(judge).__name__, "name": judge.name, "version": judge.version,
-                       "embedder": described.get("embedder"), "embedder_version": described.get("embedder_version"),
+                       "embedder": getattr(embedder, "version", None), "embedder_device": str(getattr(embedder, "device", "")),
+                       "embedder_dtype": str(first.dtype) if first is not None else None, "head": head_digest.hexdigest(),
                        "libraries": libraries, "texts": hashlib.sha256("\x00".join(texts).encode()).hexdigest()},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]

@@ -75,13 +75,13 @@ def device_placement(device: torch.device, gpus: int) -> Placement:
         return {}
     if device.type != "cuda":
         raise DeviceError(f"gpus={gpus} splits the model over CUDA GPUs, but the device is {device}: use --device cuda "
-                          "on a machine with that many GPUs, or gpus=1.")
+                          "on a machine with that many GPUs, or --gpus 1 (in a sweep: resources: {gpus: 1}).")
     if device.index not in (None, 0):
         raise DeviceError(f"gpus={gpus} uses cuda:0 to cuda:{gpus - 1}; do not name another first device ({device}).")
     visible = torch.cuda.device_count()
     if gpus > visible:
         raise DeviceError(f"gpus={gpus} but {visible} CUDA device(s) are visible here; use --gpus {visible} or fewer "
-                          "(`emowork plan --gpus N` says how many a model needs).")
+                          "(in a sweep: resources: {gpus: N}; `emowork plan --gpus N` says how many a model needs).")
     from .memory import cuda_free_bytes
 
     return {"device_map": "balanced", "max_memory": {i: cuda_free_bytes(torch.device("cuda", i)) for i in range(gpus)}}

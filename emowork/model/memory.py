@@ -128,3 +128,10 @@ def cuda_free_bytes(device: torch.device) -> int:
     """Free memory on a CUDA device now."""
     free, _total = torch.cuda.mem_get_info(device)
     return int(free)
+
+
+def model_free_bytes(handle: Any) -> int:
+    """Free memory on the fullest CUDA device the handle's model uses (its only one, unless split over several GPUs:
+    then the batch is sized by the device with least room, a conservative choice since each holds part of the KV cache)."""
+    devices = {handle.device, *(handle.layer_device(layer) for layer in range(handle.facts.n_layers))}
+    return min(cuda_free_bytes(d) for d in devices if d.type == "cuda")

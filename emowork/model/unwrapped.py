@@ -72,7 +72,10 @@ def _copy_device_hooks(wrapped: torch.nn.Module, plain: torch.nn.Module) -> None
     from accelerate.hooks import AlignDevicesHook, add_hook_to_module
 
     for name, hook in hooked:
-        if not isinstance(hook, AlignDevicesHook) or hook.offload:
+        if not isinstance(hook, AlignDevicesHook):
+            raise RuntimeError(f"cannot build the unwrapped model: module {name!r} carries an accelerate hook of another kind "
+                               f"({type(hook).__name__}); set handle.use_unwrapped = False to generate through the bridge")
+        if hook.offload:
             raise RuntimeError(f"cannot build the unwrapped model: module {name!r} has weights offloaded to the CPU or disk "
                                "(load the model on GPUs only, or set handle.use_unwrapped = False to generate through the bridge)")
         target = plain.get_submodule(name.replace(_WRAPPER, "")) if name else plain

@@ -1,13 +1,14 @@
-"""Memory peaks of one stage: every CUDA device's peak allocation during the stage, and the process's peak resident
-memory so far (the operating system keeps only the maximum since the process started, so on the host it is a running
-maximum, not a per-stage figure)."""
+"""Memory peaks of one stage: the peak allocation on each CUDA device the model uses during the stage, and the peak
+resident memory of the process that ran it, up to the stage's end (the operating system keeps only the maximum since
+the process started, so on the host it is a running maximum, not a per-stage figure; a stage reused on resume keeps the
+figure of the run that computed it)."""
 
 from __future__ import annotations
 
 import resource
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 
@@ -15,11 +16,12 @@ GIB = 1024 ** 3
 
 
 @contextmanager
-def memory_peaks() -> Iterator[dict[str, float]]:
+def memory_peaks(devices: Iterable[torch.device] = ()) -> Iterator[dict[str, float]]:
     """Context: the dict it yields is filled on exit with ``{"cuda:N": peak GiB allocated during the block, ...,
-    "host_max_rss": GiB}`` (CUDA keys only where CUDA is available)."""
+    "host_max_rss": GiB}`` for the CUDA ``devices`` given (those the model uses: other GPUs are not touched, so no CUDA
+    context is created on them)."""
     peaks: dict[str, float] = {}
-    devices = range(torch.cuda.device_count()) if torch.cuda.is_available() else range(0)
+    devices = sorted({d.index or 0 for d in map(torch.device, devices) if d.type == "cuda"})
     for index in devices:
         torch.cuda.reset_peak_memory_stats(index)
     try:

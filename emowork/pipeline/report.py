@@ -82,7 +82,7 @@ def write_findings_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
     memory = record.get("memory_gib", {})
     if memory:
         places = sorted({place for peaks in memory.values() for place in peaks})
-        lines += ["", "## Memory peaks per stage (GiB; CUDA: the stage's peak allocation; host: the process's peak so far)", "",
+        lines += ["", "## Memory peaks per stage (GiB; CUDA: the stage's peak allocation; host: the peak resident memory of the process that ran the stage, up to its end)", "",
                   "| stage | " + " | ".join(places) + " |", "|---|" + "---|" * len(places)]
         lines += [f"| {stage} | " + " | ".join(f"{peaks[p]:.2f}" if p in peaks else "" for p in places) + " |"
                   for stage, peaks in memory.items()]

@@ -155,7 +155,8 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
         except (OSError, json.JSONDecodeError, KeyError):
             pass
     t = time.perf_counter()
-    with memory_peaks() as peaks:
+    handle = ctx.handle
+    with memory_peaks({handle.device, *(handle.layer_device(layer) for layer in range(handle.facts.n_layers))}) as peaks:
         result = stage.run(ctx)
     seconds = round(time.perf_counter() - t, 3)
     figures = {}
