@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..palette import OKABE_ITO, STATUS_COLORS
 from ..plots import save_figure
@@ -76,9 +76,7 @@ def write_findings_markdown(out_dir: Path, record: dict[str, Any]) -> Path:
         s = r["summary"]
         lines.append(f"| {r['name']} | {s['accuracy']:.1%} | {s['low']:.1%}-{s['high']:.1%} | {'' if r['n'] is None else r['n']} "
                      f"| {r['sentence']} |")
-    timings = record.get("timings", {})
-    lines += ["", "## Time per stage (seconds, wall clock)", "", "| " + " | ".join(timings) + " |",
-              "|" + "---|" * len(timings), "| " + " | ".join(f"{v:.0f}" for v in timings.values()) + " |"]
+    lines += ["", "## Time per stage (seconds, wall clock)", "", *_timing_lines(record)]
     memory = record.get("memory_gib", {})
     if memory:
         places = sorted({place for peaks in memory.values() for place in peaks})
@@ -105,7 +103,7 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'><title>emowork run: "
         f"{html.escape(model['name'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>emowork run: {html.escape(model['name'])}</h1>",
-        f"<p>Status: {status}. Created {html.escape(record['created'])}; total {record['timings'].get('total', 0):.0f} s.</p>",
+        f"<p>Status: {status}. Created {html.escape(record['created'])}; {html.escape(_time_sentence(record))}</p>",
         _table(["model", "architecture", "layers", "d_model", "heads (kv) x d_head", "d_mlp", "params", "device", "dtype", "fingerprint"],
                [[model["name"], facts["architecture"], facts["n_layers"], facts["d_model"],
                  f"{facts['n_heads']} ({facts['n_kv_heads']}) x {facts['d_head']}", facts["d_mlp"],
@@ -138,3 +136,31 @@ def write_report(out_dir: Path, record: dict[str, Any]) -> Path:
     path = out_dir / "report.html"
     atomic_write_text(path, "\n".join(parts))
     return path
+
+
+def _stage_seconds(record: Mapping[str, Any]) -> dict[str, float]:
+    """Each finished stage's own seconds (from when it ran, also for a stage reused from an earlier invocation)."""
+    return {k: v for k, v in record.get("timings", {}).items() if k not in ("load_model", "total")}
+
+
+def _time_sentence(record: Mapping[str, Any]) -> str:
+    """How long this invocation took and, when stages were reused from earlier invocations, what the stages add up to."""
+    timings = record.get("timings", {})
+    reused = [name for name in record.get("reused", []) if name in timings]
+    sentence = f"this invocation took {timings.get('total', 0):.0f} s"
+    if reused:
+        stages = _stage_seconds(record)
+        sentence += (f"; {len(reused)} of its {len(stages)} finished stages ({', '.join(reused)}) were reused from an "
+                     f"earlier invocation on this folder, and the stages' own times add up to {sum(stages.values()):.0f} s "
+                     f"(model loading not counted)")
+    return sentence + "."
+
+
+def _timing_lines(record: Mapping[str, Any]) -> list[str]:
+    """The Markdown table of stage times; reused stages are marked with their time from the invocation that ran them."""
+    timings = record.get("timings", {})
+    reused = set(record.get("reused", []))
+    names = list(timings)
+    cells = [f"{timings[n]:.0f}" + (" (reused)" if n in reused else "") for n in names]
+    return ["| " + " | ".join(names) + " |", "|" + "---|" * len(names), "| " + " | ".join(cells) + " |", "",
+            _time_sentence(record)[0].upper() + _time_sentence(record)[1:]]

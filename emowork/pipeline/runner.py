@@ -98,6 +98,7 @@ def run_pipeline(settings: RunSettings, handle: Any = None) -> dict[str, Any]:
         "timings": timings,
         "memory_gib": memory,
         "stages": [s.name for s in stages],
+        "reused": [],  # stages whose result (and time) comes from an earlier invocation on this folder
         "stage_pages": {},
     }
     try:
@@ -151,6 +152,7 @@ def _run_stage(stage: Stage, ctx: RunContext, record: dict[str, Any]) -> dict[st
             if saved.get("key") == key and all((out / f).exists() and (out / f).with_suffix(".json").exists() for f in figures):
                 print(f"[emowork]   reusing the finished '{stage.name}' stage ({path})", flush=True)
                 record["stage_pages"][stage.name] = saved["page"]
+                record.setdefault("reused", []).append(stage.name)
                 return saved["numbers"]
         except (OSError, json.JSONDecodeError, KeyError):
             pass
