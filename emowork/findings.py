@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .depth import STABLE_COSINE
-from .verdicts import (compare, count_above, interval, layers_text, overlap, pct, relation, share_summary, vs_reference,
+from .verdicts import (compare, count_above, interval, layers_text, overlap, pct, point, relation, share_summary, vs_reference,
                        within)
 
 PROBE_READABLE = 0.9  # probe accuracy from which the emotion counts as linearly readable
@@ -54,7 +54,8 @@ def template_consistency(same: Sequence[float], other: Sequence[float], halves: 
             f"{same.max():.2f} at layer {int(same.argmax())}) against {other.mean():.2f} between different emotions; "
             f"same-emotion cosine is higher by more than {margin} at {len(above)} of {len(same)} layers")
     if len(above) == len(same):
-        text += ", so the emotion is recognisable whatever the wording"
+        text += (", so an emotion's direction survives a change of wording (a weak test: the directions are centred "
+                 "over the emotions, which pushes the different-emotion cosine below 0 by construction)")
     elif not above:
         text += ", so nothing of the emotion survives a change of wording"
     if halves is not None:
@@ -129,6 +130,67 @@ def stability(adjacent_mean: Sequence[float]) -> str:
              f"it never reaches {STABLE_COSINE} (at most {values.max():.2f})."))
 
 
+def readout_in_segment(readout: int, segment: Sequence[int], reason: str) -> str:
+    """Whether the dose-response read-out layer lies in the directions' stable segment."""
+    return (f"The read-out layer {readout} is {'inside' if readout in segment else 'outside'} the directions' stable "
+            f"segment, layers {segment[0]}-{segment[-1]} ({reason}).")
+
+
+def window_in_stable(first: int, last: int, n_layers: int, adjacent_mean: Sequence[float], name: str = "The window") -> str:
+    """How much of a steering window (layers ``first``-``last``) lies where the directions are stable."""
+    stable = set(stable_layers(adjacent_mean))
+    inside = [layer for layer in range(first, last + 1) if layer in stable]
+    return (f"{name} is layers {first}-{last} of {n_layers}; "
+            + (f"{len(inside)} of its {last - first + 1} layers are among the stable ones." if stable else
+               "no layer of this model is stable by that threshold."))
+
+
+def site_similarity(labels: Sequence[str], sim: Any) -> str:
+    """The site-similarity matrix in words: attn against mlp within a layer, and the first against the last layer."""
+    at = {name: i for i, name in enumerate(labels)}
+    layers = sorted({int(name[len(site):]) for name in labels for site in ("attn", "mlp") if name.startswith(site)})
+    sim = np.asarray(sim, float)
+    text = []
+    if all(f"attn{L}" in at and f"mlp{L}" in at for L in layers):
+        same = [sim[at[f"attn{L}"], at[f"mlp{L}"]] for L in layers]
+        lo, hi = int(np.argmin(same)), int(np.argmax(same))
+        text.append(f"Within one layer, an emotion's attn and mlp directions have a mean cosine of {np.mean(same):.2f} "
+                    f"(lowest {same[lo]:.2f} at layer {layers[lo]}, highest {same[hi]:.2f} at layer {layers[hi]})")
+    site = "mlp" if f"mlp{layers[0]}" in at else "attn"
+    text.append(f"the {site} directions of the first and the last layer have a mean cosine of "
+                f"{sim[at[f'{site}{layers[0]}'], at[f'{site}{layers[-1]}']]:.2f}")
+    return "; ".join(text) + "."
+
+
+def pca_shares(explained: Sequence[float], emotion_share: Sequence[float]) -> str:
+    """The PCA view per layer: what the two plotted components explain, and how much of the plotted points' spread
+    lies between the emotions' centres (:func:`emowork.analysis.geometry.between_emotion_share`)."""
+    shares = np.asarray(emotion_share, float)
+    if np.isnan(shares).all():
+        return "The plotted points have no spread."
+    peak = int(np.nanargmax(shares))
+    return (f"The two plotted components explain {min(explained):.0%} to {max(explained):.0%} of the context-removed "
+            f"variance, depending on the layer. The instructed emotion accounts for {shares[peak]:.0%} of the plotted "
+            f"points' variance at layer {peak}, its largest share ({shares[0]:.0%} at layer 0, {shares[-1]:.0%} at layer "
+            f"{len(shares) - 1}): the share between the six emotions' centres, 100% for six tight separate clusters and "
+            "0% when the centres coincide.")
+
+
+def steering_by_emotion(steered: Mapping[str, Mapping[str, Any]], others: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    """Per emotion, steered accuracy against each other method (``others``: name -> emotion -> summary); one line per
+    emotion with the intervals, then one sentence per method sorting the emotions into higher / lower / not
+    distinguishable (different only when the 95% intervals do not overlap)."""
+    lines = [f"{e}: steered {interval(s, digits=0)}, " + ", ".join(f"{name} {interval(by[e], digits=0)}" for name, by in others.items())
+             for e, s in steered.items()]
+    for name, by in others.items():
+        groups: dict[str, list[str]] = {"higher": [], "lower": [], "not distinguishable": []}
+        for e, s in steered.items():
+            groups["not distinguishable" if overlap(s, by[e]) else "higher" if point(s) > point(by[e]) else "lower"].append(e)
+        lines.append(f"Steered against {name}, emotion by emotion (different only when the 95% intervals do not overlap): "
+                     + "; ".join(f"{word} for {', '.join(es)}" for word, es in groups.items() if es) + ".")
+    return lines
+
+
 def steering(best: Mapping[str, Any], baseline: Mapping[str, Any], prompted: Mapping[str, Any] | None) -> str:
     """The chosen steering setting against unsteered replies and prompting."""
     text = f"Steering ({best['label']}): " + compare(best, baseline, "steering", "the unsteered baseline")
@@ -153,6 +215,17 @@ def dose(curves: Mapping[str, Mapping[str, Mapping[Any, Mapping[str, float]]]], 
         return text + ("a larger reduction" if expected < 0 else "a larger increase") + " than random components (the 95% intervals do not overlap)."
     return text + ("a smaller reduction than random components, or a change in the other direction" if expected < 0 else
                    "a smaller increase than random components, or a change in the other direction") + " (the 95% intervals do not overlap)."
+
+
+def heads_check(rel_gap: float, tolerance: float, speedup: float, n_layers: int, n_heads: int) -> str:
+    """Whether the exact one-pass head importance matches the per-head masking loop, and how much faster it is."""
+    agree = (f"matches the per-head masking loop (largest relative gap {rel_gap:.1e}, within the tolerance {tolerance:.0e})"
+             if rel_gap <= tolerance else
+             f"DIFFERS from the per-head masking loop (largest relative gap {rel_gap:.1e}, above the tolerance {tolerance:.0e})")
+    speed = (f"{speedup:.0f}x faster" if speedup >= 1.5 else
+             f"{speedup:.1f}x the speed" if speedup >= 1 / 1.5 else f"{1 / speedup:.1f}x slower")
+    return (f"Head importance: the exact one-pass computation {agree} on {n_layers} layers x {n_heads} heads (one sample) "
+            f"and, its capture pass included, is {speed} on the same work.")
 
 
 def judged_edits(conditions: Mapping[str, Mapping[str, Any]]) -> str:

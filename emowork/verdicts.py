@@ -52,6 +52,11 @@ def relation(summary: Mapping[str, Any], reference: float) -> Relation:
     return "within"
 
 
+def against_range(value: float, low: float, high: float) -> Relation:
+    """Where a value lies relative to a control's range (e.g. the middle 95% of what shuffled labels give)."""
+    return "above" if value > high else "below" if value < low else "within"
+
+
 def vs_reference(summary: Mapping[str, Any], reference: float, name: str = "chance", percent: bool = True) -> str:
     """``'above chance: the 95% interval (31.0%-44.2%) excludes 16.7%'`` / ``'not distinguishable from chance: ...'``."""
     fmt = (lambda x: pct(x)) if percent else (lambda x: f"{x:+.2f}")

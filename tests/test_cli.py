@@ -219,6 +219,8 @@ def test_a_run_killed_in_the_middle_of_a_stage_resumes_and_loses_nothing(tmp_pat
     assert second.stdout.count("reusing the finished") == 4, second.stdout
     record = read(out / "run.json")
     assert record["complete"] is True and record["elicitation"]["n_prompts"] == 6 * 24
+    assert record["reused"] == ["check", "data", "profile", "judge"], "run.json names the stages taken from the first run"
+    assert "were reused from an earlier invocation" in (out / "findings.md").read_text()
     for path, text in written.items():  # the replies generated before the kill are kept, not generated again
         kept = text[: text.rfind("\n") + 1]
         after = path.read_text()

@@ -46,10 +46,10 @@ def test_template_finding_changes_its_words_with_the_numbers():
     recognisable = findings.template_consistency([0.5, 0.6], [0.0, 0.1], halves=0.9)
     lost = findings.template_consistency([0.0, 0.05], [0.1, 0.2], halves=0.9)
     barely = findings.template_consistency([0.30, 0.30], [0.29, 0.29], halves=0.9)
-    assert "recognisable" not in barely, "a difference within the stated margin is not enough"
+    assert "an emotion's direction survives" not in barely, "a difference within the stated margin is not enough"
     assert "no ceiling" in findings.template_consistency([0.3], [0.0], halves=-0.1)
     assert "too few groups" in findings.halves({})
-    assert "recognisable whatever the wording" in recognisable and "does not depend on the wording" in recognisable
+    assert "an emotion's direction survives" in recognisable and "does not depend on the wording" in recognisable
     assert "nothing of the emotion survives" in lost and "much of a direction is the wording" in lost
 
 
@@ -123,6 +123,40 @@ def test_headline_rows_come_from_the_record():
     assert [r["name"] for r in headline_rows({})] == ["chance"]
 
 
+def test_headline_rows_cover_the_judge_directions_and_circuits():
+    record = {"judge": {"heldout_accuracy_6way_measured": {"value": 0.8, "low": 0.75, "high": 0.85}, "n_emotion_replies": 600,
+                        "card_heldout_accuracy": {"value": 0.95, "low": 0.93, "high": 0.97}},
+              "directions": {"transfers": [{"source": "held-out writers", "held_out_choice":
+                                            {"layer": 5, "accuracy": 0.5, "low": 0.4, "high": 0.6, "n": 100}}]},
+              "circuits": {"modulation_accuracy": {"accuracy": 0.3, "ci95": [0.25, 0.35], "n": 96},
+                           "random_accuracy": {"accuracy": 0.1, "ci95": [0.05, 0.15]},
+                           "baseline_accuracy": {"accuracy": 0.28, "ci95": [0.2, 0.33]}}}
+    rows = {r["name"]: r for r in headline_rows(record)}
+    assert "OUTSIDE its model card" in rows["judge, held-out writers"]["sentence"], "the judge row compares with the card"
+    assert rows["directions, natural text"]["summary"] == {"accuracy": 0.5, "low": 0.4, "high": 0.6}
+    assert "above chance" in rows["directions, natural text"]["sentence"] and "layer 5" in rows["directions, natural text"]["sentence"]
+    sentence = rows["circuit modulation"]["sentence"]
+    assert "not distinguishable" in sentence and "higher than random circuits" in sentence, sentence
+    record["judge"]["heldout_accuracy_6way_measured"] = {"value": 0.95, "low": 0.93, "high": 0.97}
+    assert "within its model card" in {r["name"]: r for r in headline_rows(record)}["judge, held-out writers"]["sentence"]
+
+
+def test_heads_check_words_follow_the_numbers():
+    assert "matches" in findings.heads_check(1e-6, 1e-3, 100.0, 3, 9) and "100x faster" in findings.heads_check(1e-6, 1e-3, 100.0, 3, 9)
+    assert "DIFFERS" in findings.heads_check(1e-2, 1e-3, 100.0, 3, 9)
+    assert "slower" in findings.heads_check(1e-6, 1e-3, 0.2, 3, 9) and "faster" not in findings.heads_check(1e-6, 1e-3, 0.2, 3, 9)
+
+
+def test_time_sentence_adds_reused_stages():
+    from emowork.pipeline.report import _time_sentence, _timing_lines
+
+    fresh = {"timings": {"load_model": 2.0, "check": 3.0, "data": 1.0, "total": 7.0}, "reused": []}
+    assert _time_sentence(fresh) == "this invocation took 7 s."
+    resumed = {"timings": {"load_model": 2.0, "check": 30.0, "data": 100.0, "total": 104.0}, "reused": ["check"]}
+    assert "add up to 130 s" in _time_sentence(resumed) and "(check)" in _time_sentence(resumed)
+    assert "30 (reused)" in _timing_lines(resumed)[2]
+
+
 def test_held_out_layer_choice_measures_on_the_other_half():
     import torch
 
@@ -165,3 +199,29 @@ def test_influence_finding_names_the_peak_and_the_halves():
     assert "+0.04 in the first 2 layers and +0.29 in the last 2" in text
     flipped = {e: {p: v[::-1] for p, v in sites.items()} for e, sites in values.items()}
     assert "layer 1's mlp" in findings.influence(flipped)
+
+
+def test_notebook_sentences_follow_the_numbers():
+    import numpy as np
+
+    from emowork.analysis.geometry import between_emotion_share
+    from emowork.verdicts import against_range
+
+    assert [against_range(x, -0.1, 0.1) for x in (0.5, -0.5, 0.0)] == ["above", "below", "within"]
+    assert "inside" in findings.readout_in_segment(8, [6, 7, 8, 9], "longest run") and \
+        "outside" in findings.readout_in_segment(2, [6, 7], "the last quarter")
+    adjacent = [0.5, 0.95, 0.95, 0.5]
+    assert "2 of its 3 layers" in findings.window_in_stable(0, 2, 5, adjacent)
+    assert "no layer" in findings.window_in_stable(0, 2, 5, [0.1] * 4)
+    sim = np.array([[1, 0.8, 0.5, 0.4], [0.8, 1, 0.3, 0.2], [0.5, 0.3, 1, 0.6], [0.4, 0.2, 0.6, 1]])
+    text = findings.site_similarity(["attn0", "mlp0", "attn1", "mlp1"], sim)
+    assert "mean cosine of 0.70 (lowest 0.60 at layer 1, highest 0.80 at layer 0)" in text and "last layer have a mean cosine of 0.20" in text
+    labels = ["a", "a", "b", "b"]
+    assert between_emotion_share(np.array([[0.0, 0], [0, 0], [1, 1], [1, 1]]), labels) == 1.0, "tight separate clusters"
+    assert between_emotion_share(np.array([[0.0, 0], [1, 1], [0, 0], [1, 1]]), labels) == 0.0, "same centres"
+    assert np.isnan(between_emotion_share(np.zeros((4, 2)), labels))
+    assert "accounts for 100% of the plotted points' variance at layer 1" in findings.pca_shares([0.3, 0.5], [0.2, 1.0])
+    s = lambda a, lo, hi: {"accuracy": a, "low": lo, "high": hi}
+    lines = findings.steering_by_emotion({"anger": s(0.5, 0.4, 0.6), "fear": s(0.1, 0.0, 0.2)},
+                                         {"unsteered": {"anger": s(0.1, 0.0, 0.2), "fear": s(0.15, 0.05, 0.25)}})
+    assert len(lines) == 3 and "higher for anger; not distinguishable for fear" in lines[-1], lines

@@ -34,6 +34,19 @@ def site_similarity(directions: EmotionDirections) -> tuple[list[str], torch.Ten
     return labels, sim
 
 
+def between_emotion_share(coords: np.ndarray, labels: Sequence[str]) -> float:
+    """The share of the points' variance that lies between the emotions' centres (``coords [N, k]``, one label per
+    row): 1 for tight, separate clusters, 0 when every emotion's points have the same centre; NaN for no spread."""
+    coords = np.asarray(coords, dtype=float)
+    labels = np.asarray(labels)
+    centred = coords - coords.mean(0)
+    total = float((centred ** 2).sum())
+    if total <= 0:
+        return float("nan")
+    between = sum(float((labels == e).sum() * (centred[labels == e].mean(0) ** 2).sum()) for e in np.unique(labels))
+    return between / total
+
+
 def mean_cosine_between(a: EmotionDirections, b: EmotionDirections, site: str = "mlp") -> dict[str, list[float]]:
     """Per layer: mean over emotions of cos(a[e], b[e]) ("same") and of cos(a[e], b[f]), e != f ("other")."""
     va, vb = a.directions[site], b.directions[site]

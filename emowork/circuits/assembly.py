@@ -41,6 +41,8 @@ class CircuitError(EmoworkError):
     """A circuit that cannot be built, saved or loaded as asked."""
 
 
+NEURON_SHARE = 0.7  # the share of a sublayer's budget spent on MLP neurons (the rest on heads)
+
 def allocate(total: int, weights: Sequence[float], floor: int, cap: int) -> list[int]:
     """Counts per block summing to ``min(total, cap * n)``: each block ``min(floor, cap)`` first (the floor lowered to
     ``total // n`` when ``total`` cannot pay for it), the rest in proportion to ``max(weight, 0)`` by largest
@@ -192,7 +194,7 @@ class Circuit:
 
 
 def assemble(influence: Any, neurons: "NeuronContributions", heads: "HeadImportance", dmu_neurons: torch.Tensor,
-             dmu_heads: torch.Tensor, budget_per_sublayer: int = 10, neuron_share: float = 0.7, min_neurons: int = 4,
+             dmu_heads: torch.Tensor, budget_per_sublayer: int = 10, neuron_share: float = NEURON_SHARE, min_neurons: int = 4,
              min_heads: int = 2) -> Circuit:
     """One circuit per emotion of ``influence`` (a :class:`~emowork.circuits.influence.SublayerInfluence` or a
     ``[E, L, 2]`` tensor in ``neurons.emotions`` order); see the module doc.

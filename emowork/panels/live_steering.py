@@ -99,7 +99,7 @@ class LiveSteering:
         return ["direction", "prompt"] + (["circuit"] if self.circuit is not None else [])
 
     def default_layers(self, start: float = 0.4, stop: float = 0.7) -> tuple[int, int]:
-        """A mid-depth window (the paper's 11-20 of 28, scaled to this model) as an inclusive range."""
+        """A mid-depth window, 40%-70% of depth, as an inclusive range (11-19 on 28 layers; the paper steered 11-20 of 28)."""
         window = layer_window(self.handle.facts.n_layers, start, stop)
         return window[0], window[-1]
 

@@ -28,7 +28,7 @@ from .. import plots
 from ..errors import EmoworkError
 from ..intervals import N_BOOT
 from ..storage import atomic_write_json, atomic_write_text
-from ..verdicts import compare as compare_words
+from ..verdicts import against_range, compare as compare_words
 from .headline import headline_rows
 
 LATE_START = 2 / 3  # the geometry is read over the last third of the layers (relative depth >= 2/3)
@@ -114,12 +114,7 @@ def _row_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _rows(run: RunForComparison) -> dict[str, dict[str, Any]]:
     """Headline numbers by name: ``{accuracy, low, high, n}``, circuit modulation included when it ran."""
-    rows = {r["name"]: {**r["summary"], "n": r["n"]} for r in headline_rows(run.record) if r["name"] != "chance"}  # a constant
-    circuits = run.record.get("circuits") or {}
-    if circuits.get("modulation_accuracy"):
-        m = circuits["modulation_accuracy"]
-        rows["circuit modulation"] = {"accuracy": m["accuracy"], "low": m["ci95"][0], "high": m["ci95"][1], "n": m.get("n")}
-    return rows
+    return {r["name"]: {**r["summary"], "n": r["n"]} for r in headline_rows(run.record) if r["name"] != "chance"}  # a constant
 
 
 def comparison(runs: Sequence[RunForComparison]) -> dict[str, Any]:
@@ -162,7 +157,7 @@ def comparison_findings(data: dict[str, Any]) -> list[str]:
         for (la, a), (lb, b) in itertools.combinations(have, 2):
             sentences.append(f"{name}: " + compare_words(a, b, la, lb) + ".")
     for pair in data["geometry"]["pairs"]:
-        where = "above" if pair["r"] > pair["null_high"] else "below" if pair["r"] < pair["null_low"] else "within"
+        where = against_range(pair["r"], pair["null_low"], pair["null_high"])
         verdict = {"above": "share more of their geometry than labels matched at random",
                    "below": "are arranged less alike than labels matched at random",
                    "within": "are not shown to share a geometry"}[where]

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from .. import plots
 from ..emotions import EMOTIONS
+from ..findings import judge_card
 from ..verdicts import compare, interval, vs_reference
 
 CHANCE = 1 / len(EMOTIONS)
@@ -48,9 +49,28 @@ def headline_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         card = judge.get("card_heldout_accuracy")
         summary = {"accuracy": measured["value"], "low": measured["low"], "high": measured["high"]}
         rows.append({"name": "judge, held-out writers", "summary": summary, "n": judge["n_emotion_replies"], "stage": "judge",
-                     "sentence": f"The judge names the right emotion of held-out writers' replies in {interval(summary)}"
-                                 + (f"; its model card says {card['value']:.1%} ({card['low']:.1%}-{card['high']:.1%})."
-                                    if card else " (no model card to compare with).")})
+                     "sentence": f"The judge names the right emotion of held-out writers' replies in {interval(summary)}: "
+                                 f"{judge_card(measured, card)}" + (f" (the card says {card['value']:.1%})." if card else ".")})
+    directions = record.get("directions") or {}
+    choice = next((t.get("held_out_choice") for t in directions.get("transfers", []) if t.get("held_out_choice")), None)
+    if choice:
+        source = directions["transfers"][0]["source"]
+        rows.append({"name": "directions, natural text", "summary": _summary(choice["accuracy"], [choice["low"], choice["high"]]),
+                     "n": choice["n"], "stage": "directions",
+                     "sentence": f"Read through the emotion directions (layer {choice['layer']}, chosen on the other half of "
+                                 f"the texts), {source} texts with no instruction are named correctly in {interval(choice)}: "
+                                 f"{vs_reference(choice, CHANCE)}."})
+    circuits = record.get("circuits") or {}
+    modulation = circuits.get("modulation_accuracy") or {}
+    if modulation:
+        summary = _summary(modulation["accuracy"], modulation["ci95"])
+        control = _summary(circuits.get("random_accuracy", {}).get("accuracy"), circuits.get("random_accuracy", {}).get("ci95"))
+        unsteered = _summary(circuits.get("baseline_accuracy", {}).get("accuracy"), circuits.get("baseline_accuracy", {}).get("ci95"))
+        parts = [compare(summary, c, "circuit modulation", name) for c, name in
+                 ((unsteered, "unsteered replies"), (control, "random circuits of the same shape")) if c]
+        rows.append({"name": "circuit modulation", "summary": summary, "n": modulation.get("n"), "stage": "circuits",
+                     "sentence": "Editing only each emotion's circuit: " + ("; ".join(parts) if parts else
+                                                                             f"{interval(summary)}") + "."})
     rows.append({"name": "chance", "summary": {"accuracy": CHANCE, "low": CHANCE, "high": CHANCE}, "n": None, "stage": None,
                  "sentence": f"A model that expressed one of the {len(EMOTIONS)} emotions at random would be accepted about "
                              f"{CHANCE:.1%} of the time by an accurate judge; a reply with no emotion is accepted at the judge's "

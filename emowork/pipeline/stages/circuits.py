@@ -10,6 +10,7 @@ from ... import findings, plots
 from ...analysis.directions import EmotionDirections
 from ...analysis.steering import SteeringSetting
 from ...circuits import assemble, compare_methods, sublayer_influence
+from ...circuits.assembly import NEURON_SHARE
 from ...components import collect_samples, head_importance, neuron_contributions
 from ...components.activation_samples import difference_vectors
 from ...data import load_sev
@@ -37,7 +38,8 @@ class CircuitsStage(Stage):
         "Sublayer influence: a push along an emotion's local direction at each block's attention or MLP output (last "
         "token of the neutral prompt, four strengths in units of the residual's RMS there) and how much it moves the "
         "last layer's state along the emotion's reference direction (the mean direction over the stable segment). "
-        "Each emotion's circuit spends 10 components per sublayer, 70% neurons and 30% heads, with a floor per block "
+        f"Each emotion's circuit spends {MAIN_BUDGET} components per sublayer, {NEURON_SHARE:.0%} neurons and "
+        f"{1 - NEURON_SHARE:.0%} heads, with a floor per block "
         "and the rest in proportion to positive influence; inside a block the top-ranked neurons and heads. "
         "Modulation adds scale x (the emotion's mean activation minus the six emotions' mean) on exactly those "
         "components at the last prompt token of the neutral prompt. It is compared on the same test groups, decoding "

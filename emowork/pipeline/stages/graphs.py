@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ... import findings, plots
+from ...emotions import EMOTIONS
 from ...analysis.directions import EmotionDirections
 from ...circuits import Circuit, attribution_graph, mean_graph, random_circuit, reference_directions, stable_segment
 from ...circuits.graph import circuit_write_into_target, direct_write as circuit_direct_write
@@ -45,6 +46,10 @@ class GraphsStage(Stage):
     captions = {
         "graphs_direct": ("what the circuit's components write straight onto the emotion's direction at the last token; "
                           "it means something only where it clears the grey random circuit of the same shape."),
+        **{f"graphs_{emotion}": (f"the {emotion} graph read from the prompt's tokens (bottom) up to the emotion's target "
+                                 "(top): the largest nodes and thickest edges carry most of the influence on the target, "
+                                 "vermillion edges raise the node they enter and blue ones lower it; hover a node for its layer, "
+                                 "activation and influence.") for emotion in EMOTIONS},
     }
 
     def settings(self, ctx: RunContext) -> dict[str, Any]:

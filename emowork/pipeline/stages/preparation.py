@@ -106,7 +106,7 @@ class DataStage(Stage):
             st = stats(ds, ctx.handle)
             numbers[split] = {"n_skeletons": st.n_skeletons, "n_groups": st.n_groups, "sha256": st.sha256,
                               "mean_prompt_tokens": st.as_dict()["mean_tokens"]["prompt"],
-                              "max_prompt_tokens": st.as_dict()["max_tokens"]["prompt"]}
+                              "max_prompt_tokens": st.as_dict()["max_tokens"]["prompt"], "n_themes": len(ds.themes)}
             tables.append({"title": f"{split} split", "columns": list(st.table()[0]),
                            "rows": [list(row.values()) for row in st.table()]})
             if split == "analysis":
@@ -119,7 +119,8 @@ class DataStage(Stage):
         numbers["used_by_run"] = {"name": used.name, "n_skeletons": len(used), "n_groups": len(used.groups)}
         summary = [
             f"The analysis split has {numbers['analysis']['n_skeletons']} skeletons ({numbers['analysis']['n_groups']} groups) "
-            f"and the test split {numbers['test']['n_skeletons']} ({numbers['test']['n_groups']} groups), over 8 themes; "
+            f"and the test split {numbers['test']['n_skeletons']} ({numbers['test']['n_groups']} groups), over {numbers['analysis']['n_themes']} and "
+            f"{numbers['test']['n_themes']} themes; "
             f"validation found {len(report.problems)} problems, including {len(report.emotion_word_hits)} emotion words "
             f"and no text shared between the splits." if report.ok else report.summary(),
             f"A neutral prompt is {numbers['analysis']['mean_prompt_tokens']:.0f} tokens on average "
@@ -170,7 +171,8 @@ class ProfileStage(Stage):
             "largest_mlp_write_layer": peak_mlp,
         }
         summary = [
-            f"The residual stream's RMS at the last prompt token grows {growth:.1f}x from layer 0 to layer "
+            f"The residual stream's RMS at the last prompt token {'grows' if growth >= 1 else 'shrinks'} "
+            f"{growth if growth >= 1 else 1 / growth:.1f}x from layer 0 to layer "
             f"{len(post) - 1}; the largest attention write is at layer {peak_attn} and the largest MLP write at "
             f"layer {peak_mlp} ({len(prompts)} neutral prompts, {numbers['prompts_per_s']:.1f} prompts/s).",
         ]
