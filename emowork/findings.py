@@ -141,8 +141,9 @@ def window_in_stable(first: int, last: int, n_layers: int, adjacent_mean: Sequen
     stable = set(stable_layers(adjacent_mean))
     inside = [layer for layer in range(first, last + 1) if layer in stable]
     return (f"{name} is layers {first}-{last} of {n_layers}; "
-            + (f"{len(inside)} of its {last - first + 1} layers are among the stable ones." if stable else
-               "no layer of this model is stable by that threshold."))
+            + (f"at {len(inside)} of its {last - first + 1} layers the direction has a cosine of at least "
+               f"{STABLE_COSINE} with the next layer's." if stable else
+               f"at no layer of this model does the direction reach a cosine of {STABLE_COSINE} with the next layer's."))
 
 
 def site_similarity(labels: Sequence[str], sim: Any) -> str:
@@ -169,7 +170,7 @@ def pca_shares(explained: Sequence[float], emotion_share: Sequence[float]) -> st
     if np.isnan(shares).all():
         return "The plotted points have no spread."
     peak = int(np.nanargmax(shares))
-    return (f"The two plotted components explain {min(explained):.0%} to {max(explained):.0%} of the context-removed "
+    return (f"The two plotted components explain {np.nanmin(explained):.0%} to {np.nanmax(explained):.0%} of the context-removed "
             f"variance, depending on the layer. The instructed emotion accounts for {shares[peak]:.0%} of the plotted "
             f"points' variance at layer {peak}, its largest share ({shares[0]:.0%} at layer 0, {shares[-1]:.0%} at layer "
             f"{len(shares) - 1}): the share between the six emotions' centres, 100% for six tight separate clusters and "
@@ -217,15 +218,17 @@ def dose(curves: Mapping[str, Mapping[str, Mapping[Any, Mapping[str, float]]]], 
                    "a smaller increase than random components, or a change in the other direction") + " (the 95% intervals do not overlap)."
 
 
-def heads_check(rel_gap: float, tolerance: float, speedup: float, n_layers: int, n_heads: int) -> str:
+def heads_check(rel_gap: float, tolerance: float, speedup: float | None, n_layers: int, n_heads: int) -> str:
     """Whether the exact one-pass head importance matches the per-head masking loop, and how much faster it is."""
     agree = (f"matches the per-head masking loop (largest relative gap {rel_gap:.1e}, within the tolerance {tolerance:.0e})"
              if rel_gap <= tolerance else
              f"DIFFERS from the per-head masking loop (largest relative gap {rel_gap:.1e}, above the tolerance {tolerance:.0e})")
+    text = f"Head importance: the exact one-pass computation {agree} on {n_layers} layers x {n_heads} heads (one sample)"
+    if speedup is None:
+        return text + "."
     speed = (f"{speedup:.0f}x faster" if speedup >= 1.5 else
              f"{speedup:.1f}x the speed" if speedup >= 1 / 1.5 else f"{1 / speedup:.1f}x slower")
-    return (f"Head importance: the exact one-pass computation {agree} on {n_layers} layers x {n_heads} heads (one sample) "
-            f"and, its capture pass included, is {speed} on the same work.")
+    return text + f" and, its capture pass included, is {speed} on the same work."
 
 
 def judged_edits(conditions: Mapping[str, Mapping[str, Any]]) -> str:

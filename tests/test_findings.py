@@ -153,7 +153,7 @@ def test_time_sentence_adds_reused_stages():
     fresh = {"timings": {"load_model": 2.0, "check": 3.0, "data": 1.0, "total": 7.0}, "reused": []}
     assert _time_sentence(fresh) == "this invocation took 7 s."
     resumed = {"timings": {"load_model": 2.0, "check": 30.0, "data": 100.0, "total": 104.0}, "reused": ["check"]}
-    assert "add up to 130 s" in _time_sentence(resumed) and "(check)" in _time_sentence(resumed)
+    assert "add up to 130 s" in _time_sentence(resumed) and "(check) was reused" in _time_sentence(resumed)
     assert "30 (reused)" in _timing_lines(resumed)[2]
 
 
@@ -211,8 +211,8 @@ def test_notebook_sentences_follow_the_numbers():
     assert "inside" in findings.readout_in_segment(8, [6, 7, 8, 9], "longest run") and \
         "outside" in findings.readout_in_segment(2, [6, 7], "the last quarter")
     adjacent = [0.5, 0.95, 0.95, 0.5]
-    assert "2 of its 3 layers" in findings.window_in_stable(0, 2, 5, adjacent)
-    assert "no layer" in findings.window_in_stable(0, 2, 5, [0.1] * 4)
+    assert "at 2 of its 3 layers" in findings.window_in_stable(0, 2, 5, adjacent)
+    assert "at no layer" in findings.window_in_stable(0, 2, 5, [0.1] * 4)
     sim = np.array([[1, 0.8, 0.5, 0.4], [0.8, 1, 0.3, 0.2], [0.5, 0.3, 1, 0.6], [0.4, 0.2, 0.6, 1]])
     text = findings.site_similarity(["attn0", "mlp0", "attn1", "mlp1"], sim)
     assert "mean cosine of 0.70 (lowest 0.60 at layer 1, highest 0.80 at layer 0)" in text and "last layer have a mean cosine of 0.20" in text

@@ -43,6 +43,7 @@ class CircuitError(EmoworkError):
 
 NEURON_SHARE = 0.7  # the share of a sublayer's budget spent on MLP neurons (the rest on heads)
 
+
 def allocate(total: int, weights: Sequence[float], floor: int, cap: int) -> list[int]:
     """Counts per block summing to ``min(total, cap * n)``: each block ``min(floor, cap)`` first (the floor lowered to
     ``total // n`` when ``total`` cannot pay for it), the rest in proportion to ``max(weight, 0)`` by largest

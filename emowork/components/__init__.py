@@ -9,7 +9,7 @@ from .dose_response import DoseResponse, readout_layer, run_dose_response, targe
 from .editing import LastTokenRunner, component_edit
 from .judged_edits import judged_edits
 from .viewers import OfflineHTML, attention_patterns, colored_tokens, head_token_contributions, neuron_activations, top_activating
-from .heads import HeadImportance, head_importance, head_importance_masking_loop
+from .heads import HeadImportance, head_importance, head_importance_masking_loop, masking_loop_tolerance
 from .neurons import NeuronContributions, neuron_contributions
 from .activation_samples import ComponentSamples, collect_samples, difference_vectors
 

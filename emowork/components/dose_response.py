@@ -2,9 +2,9 @@
 
 Score: for the samples of emotion e, the change of the last token's projection onto v_mlp[e, R] at a read-out layer R
 (resid_post), relative to e's own signal there (the centroid norm ||c[e, R]||): -1 means the edit removed as much
-projection as separates e from the average emotion. R defaults to 85% of depth, inside the stable segment where
-the directions persist up to the output (docs/method.md section 3), so the score measures what of an edit reaches the
-layers that drive the reply rather than the tautological direct write at the edited layer.
+projection as separates e from the average emotion. R defaults to 85% of depth (late: whether it lies in the model's stable
+segment, docs/method.md section 3, is measured and said by the components stage), so the score measures what of an
+edit reaches the layers that drive the reply rather than the tautological direct write at the edited layer.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``emowork compare runs/A runs/B [...]``: models side by side, from their finished runs (nothing is recomputed).
 
-* headline numbers with their 95% intervals (prompting, steering, unsteered baseline, circuit modulation, the judge);
+* headline numbers with their 95% intervals (prompting, steering, unsteered baseline, the directions on natural text, circuit modulation, the judge);
 * sublayer-influence profiles (the circuits stage), mean over emotions, on a relative-depth axis (layer / (L - 1));
 * emotion geometry: each model's 6x6 cosine matrix of its directions (mean over its late third of layers), and for
   each pair of models the correlation of their 15 off-diagonal cosines with a 95% bootstrap interval over the pairs

@@ -50,16 +50,16 @@ def headline_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         summary = {"accuracy": measured["value"], "low": measured["low"], "high": measured["high"]}
         rows.append({"name": "judge, held-out writers", "summary": summary, "n": judge["n_emotion_replies"], "stage": "judge",
                      "sentence": f"The judge names the right emotion of held-out writers' replies in {interval(summary)}: "
-                                 f"{judge_card(measured, card)}" + (f" (the card says {card['value']:.1%})." if card else ".")})
+                                 f"{judge_card(measured, card)}" + (f", where the card says {card['value']:.1%}." if card else ".")})
     directions = record.get("directions") or {}
-    choice = next((t.get("held_out_choice") for t in directions.get("transfers", []) if t.get("held_out_choice")), None)
-    if choice:
-        source = directions["transfers"][0]["source"]
+    chosen = next((t for t in directions.get("transfers", []) if t.get("held_out_choice")), None)
+    if chosen:
+        choice, source, chance = chosen["held_out_choice"], chosen["source"], chosen.get("chance", CHANCE)
         rows.append({"name": "directions, natural text", "summary": _summary(choice["accuracy"], [choice["low"], choice["high"]]),
                      "n": choice["n"], "stage": "directions",
                      "sentence": f"Read through the emotion directions (layer {choice['layer']}, chosen on the other half of "
                                  f"the texts), {source} texts with no instruction are named correctly in {interval(choice)}: "
-                                 f"{vs_reference(choice, CHANCE)}."})
+                                 f"{vs_reference(choice, chance)}."})
     circuits = record.get("circuits") or {}
     modulation = circuits.get("modulation_accuracy") or {}
     if modulation:
@@ -80,6 +80,6 @@ def headline_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def headline_figure(rows: list[dict[str, Any]], model: str) -> go.Figure:
     """Bars of the headline accuracies with their 95% intervals, chance as a line."""
-    bars = {r["name"]: r["summary"] for r in rows if r["name"] not in ("chance", "judge, held-out writers")}
+    bars = {r["name"]: r["summary"] for r in rows if r["name"] not in ("chance", "judge, held-out writers", "directions, natural text")}
     return plots.accuracy_bars(bars or {"(no method ran)": {"accuracy": 0.0, "low": 0.0, "high": 0.0}},
                                f"Headline accuracies, {model} (95% intervals)", CHANCE, "chance (1/6)")

@@ -150,7 +150,8 @@ def _time_sentence(record: Mapping[str, Any]) -> str:
     sentence = f"this invocation took {timings.get('total', 0):.0f} s"
     if reused:
         stages = _stage_seconds(record)
-        sentence += (f"; {len(reused)} of its {len(stages)} finished stages ({', '.join(reused)}) were reused from an "
+        sentence += (f"; {len(reused)} of its {len(stages)} finished stages ({', '.join(reused)}) "
+                     f"{'was' if len(reused) == 1 else 'were'} reused from an "
                      f"earlier invocation on this folder, and the stages' own times add up to {sum(stages.values()):.0f} s "
                      f"(model loading not counted)")
     return sentence + "."

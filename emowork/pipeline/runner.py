@@ -40,7 +40,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-PAGE_VERSION = 2  # bump when what a stage writes changes (2: generated findings, captions, figures as JSON)
+PAGE_VERSION = 3  # bump when what a stage writes changes (2: generated findings, captions, figures as JSON;
+#                    3: sentences generated where they were fixed, graph captions)
 
 
 def _stage_key(stage: Stage, ctx: RunContext) -> str:

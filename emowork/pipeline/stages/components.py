@@ -6,10 +6,8 @@ import json
 import time
 from typing import Any
 
-import torch
-
 from ... import findings, plots
-from ...components import (collect_samples, head_importance, head_importance_masking_loop, judged_edits, neuron_contributions,
+from ...components import (collect_samples, head_importance, head_importance_masking_loop, judged_edits, masking_loop_tolerance, neuron_contributions,
                            run_dose_response, target_layers)
 from ...circuits import stable_segment
 from ...components.dose_response import readout_layer
@@ -77,7 +75,7 @@ class ComponentsStage(Stage):
         fast_s = time.perf_counter() - start
         diff = float((fast.per_sample[0, 0, check_layers] - reference[0]).abs().max())
         rel_gap = diff / max(float(reference[0].abs().max()), 1e-12)
-        gap_tolerance = 1e-3 if handle.dtype == torch.float32 else 5e-2  # relative; half precision rounds each pass
+        gap_tolerance = masking_loop_tolerance(handle.dtype)
 
         dose_layers = layers if ctx.preset.dose_all_layers else [layers[len(layers) // 2]]
         dose = run_dose_response(handle, directions, samples, neurons, heads, layers=dose_layers, readout=readout)

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from ... import findings, plots
-from ...emotions import EMOTIONS
 from ...analysis.directions import EmotionDirections
 from ...circuits import Circuit, attribution_graph, mean_graph, random_circuit, reference_directions, stable_segment
 from ...circuits.graph import circuit_write_into_target, direct_write as circuit_direct_write
+from ...emotions import EMOTIONS
 from ...intervals import bootstrap_ci
 from ...panels.graph_page import GraphPage
 from ...prompts import build_prompts

@@ -119,8 +119,8 @@ class DataStage(Stage):
         numbers["used_by_run"] = {"name": used.name, "n_skeletons": len(used), "n_groups": len(used.groups)}
         summary = [
             f"The analysis split has {numbers['analysis']['n_skeletons']} skeletons ({numbers['analysis']['n_groups']} groups) "
-            f"and the test split {numbers['test']['n_skeletons']} ({numbers['test']['n_groups']} groups), over {numbers['analysis']['n_themes']} and "
-            f"{numbers['test']['n_themes']} themes; "
+            f"and the test split {numbers['test']['n_skeletons']} ({numbers['test']['n_groups']} groups), over {numbers['analysis']['n_themes']} themes "
+            f"(analysis) and {numbers['test']['n_themes']} (test); "
             f"validation found {len(report.problems)} problems, including {len(report.emotion_word_hits)} emotion words "
             f"and no text shared between the splits." if report.ok else report.summary(),
             f"A neutral prompt is {numbers['analysis']['mean_prompt_tokens']:.0f} tokens on average "
