@@ -64,8 +64,8 @@ def headline_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     modulation = circuits.get("modulation_accuracy") or {}
     if modulation:
         summary = _summary(modulation["accuracy"], modulation["ci95"])
-        control = _summary(circuits.get("random_accuracy", {}).get("accuracy"), circuits.get("random_accuracy", {}).get("ci95"))
-        unsteered = _summary(circuits.get("baseline_accuracy", {}).get("accuracy"), circuits.get("baseline_accuracy", {}).get("ci95"))
+        control, unsteered = (_summary((circuits.get(key) or {}).get("accuracy"), (circuits.get(key) or {}).get("ci95"))
+                              for key in ("random_accuracy", "baseline_accuracy"))
         parts = [compare(summary, c, "circuit modulation", name) for c, name in
                  ((unsteered, "unsteered replies"), (control, "random circuits of the same shape")) if c]
         rows.append({"name": "circuit modulation", "summary": summary, "n": modulation.get("n"), "stage": "circuits",

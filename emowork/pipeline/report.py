@@ -163,5 +163,6 @@ def _timing_lines(record: Mapping[str, Any]) -> list[str]:
     reused = set(record.get("reused", []))
     names = list(timings)
     cells = [f"{timings[n]:.0f}" + (" (reused)" if n in reused else "") for n in names]
+    sentence = _time_sentence(record)
     return ["| " + " | ".join(names) + " |", "|" + "---|" * len(names), "| " + " | ".join(cells) + " |", "",
-            _time_sentence(record)[0].upper() + _time_sentence(record)[1:]]
+            sentence[0].upper() + sentence[1:]]
